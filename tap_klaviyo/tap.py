@@ -1,0 +1,103 @@
+"""tap-klaviyo: settings and the list of streams."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from singer_sdk import Stream, Tap
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
+from typing_extensions import override
+
+from tap_klaviyo import __version__
+from tap_klaviyo.auth import ApiKeyAuth, OAuthRefreshAuth
+from tap_klaviyo.errors import KlaviyoUserError, redact
+from tap_klaviyo.pacing import Pacer
+from tap_klaviyo.settings import (
+    CONFIG_SCHEMA,
+    SECRET_SETTINGS,
+    parse_date_setting,
+    settings_errors,
+)
+from tap_klaviyo.streams import STREAM_TYPES
+
+
+class TapKlaviyo(Tap):
+    """Singer tap for Klaviyo."""
+
+    name = "tap-klaviyo"
+    config_jsonschema = CONFIG_SCHEMA
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.pacer = Pacer()
+        self.run_started = datetime.now(timezone.utc)
+        self.run_started_iso = self.run_started.isoformat()
+        super().__init__(*args, **kwargs)
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        errors = super()._validate_config(raise_errors=raise_errors) or []
+        ours = settings_errors(self.config)
+        if ours and raise_errors:
+            raise ConfigValidationError("Invalid tap-klaviyo settings", errors=ours)
+        return [*errors, *ours]
+
+    @override
+    def discover_streams(self) -> list[Stream]:
+        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    # -- run-wide resources shared by every stream ---------------------------------------------------
+
+    @cached_property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(str(self.config[name]) for name in SECRET_SETTINGS if self.config.get(name))
+
+    @cached_property
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    @cached_property
+    def authenticator(self) -> ApiKeyAuth | OAuthRefreshAuth:
+        if self.config.get("api_key"):
+            return ApiKeyAuth(str(self.config["api_key"]))
+        return OAuthRefreshAuth(
+            token_url=str(self.config["api_url"]).rstrip("/") + "/oauth/token",
+            client_id=str(self.config["client_id"]),
+            client_secret=str(self.config["client_secret"]),
+            refresh_token=str(self.config["refresh_token"]),
+            timeout=float(self.config.get("request_timeout") or 60),
+        )
+
+    @cached_property
+    def user_agent(self) -> str:
+        return str(self.config.get("user_agent") or f"tap-klaviyo/{__version__}")
+
+    @cached_property
+    def end_date(self) -> datetime | None:
+        return parse_date_setting(self.config, "end_date")
+
+    @cached_property
+    def end_date_iso(self) -> str | None:
+        return self.end_date.astimezone(timezone.utc).isoformat() if self.end_date else None
+
+    @classmethod
+    @override
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """Problems the user can fix end the run with one line, not a traceback."""
+        try:
+            super().invoke(*args, **kwargs)
+        except (KlaviyoUserError, FatalAPIError) as exc:
+            cls.logger.error("%s", redact(str(exc)))  # noqa: TRY400
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    TapKlaviyo.cli()
