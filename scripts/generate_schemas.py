@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tap_klaviyo.client import SCHEMAS_DIR  # noqa: E402
-from tap_klaviyo.streams import STREAM_TYPES  # noqa: E402
+from tap_klaviyo.client import SCHEMAS_DIR
+from tap_klaviyo.streams import STREAM_TYPES
 
 
 def render(schema: dict[str, object]) -> str:

@@ -12,7 +12,9 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
@@ -25,6 +27,7 @@ from singer_sdk.helpers._typing import TypeConformanceLevel
 from typing_extensions import override
 
 from tap_klaviyo import spec
+from tap_klaviyo.concurrency import Prefetch, ordered
 from tap_klaviyo.errors import (
     KlaviyoAPIError,
     KlaviyoAuthError,
@@ -141,6 +144,9 @@ class KlaviyoStream(RESTStream[Any]):
         super().__init__(tap, schema=self.schema_file(), **kwargs)  # type: ignore[arg-type]
         self.klaviyo: TapKlaviyo = tap
         self.stats = RunStats()
+        self.denied = False
+        self._prefetch: Prefetch[dict[str, Any]] = Prefetch(self.concurrency)
+        self._announced = False
         self._sideloaded: dict[str, dict[str, list[dict[str, Any]]]] = {}
         resource = spec.resource_schema(spec_template(self.schema_path or self.path))
         self._to_one = [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)]
@@ -207,39 +213,53 @@ class KlaviyoStream(RESTStream[Any]):
         key = f"{method.upper()} {template}{' ' + variant if variant else ''}"
         return self.klaviyo.pacer.limiter(key, burst, steady, daily)
 
-    def bookmark_filters(self, context: Mapping[str, Any] | None) -> list[str]:
-        """Lower bound from the bookmark (or start_date), upper bound from end_date."""
+    def start_bound(self, context: Mapping[str, Any] | None) -> datetime | None:
+        """Where this run reads from: the bookmark (or start_date), less the lookback."""
+        if not self.replication_key:
+            return None
+        start = self.get_starting_timestamp(context)
+        return start - self.lookback(context) if start is not None else None
+
+    def bound_filters(self, lower: datetime | None, upper: datetime | None) -> list[str]:
+        """`from <= key < to` in the operators this endpoint allows (end_date caps `to`)."""
         if not self.replication_key:
             return []
         field = self.filter_field or self.replication_key
         out: list[str] = []
-        start = self.get_starting_timestamp(context)
-        if start is not None:
-            start -= self.lookback(context)
+        if lower is not None:
             operator = self.endpoint.lower_bound_operator(field)
             if operator == "greater-than":
                 # Only strict filtering exists here: step back a second so records tied with the
-                # bookmark are read again rather than lost.
-                start -= timedelta(seconds=1)
-            out.append(f"{operator}({field},{utc_iso(start)})")
+                # bound are read again rather than lost (the engine drops what falls below it).
+                lower -= timedelta(seconds=1)
+            out.append(f"{operator}({field},{utc_iso(lower)})")
         end = self.klaviyo.end_date
-        if end is not None and self.endpoint.upper_bound_operator(field):
-            out.append(f"less-than({field},{utc_iso(end)})")
+        if end is not None and (upper is None or end < upper):
+            upper = end
+        if upper is not None and self.endpoint.upper_bound_operator(field):
+            out.append(f"less-than({field},{utc_iso(upper)})")
         return out
 
-    def lookback(self, context: Mapping[str, Any] | None) -> timedelta:  # noqa: ARG002
+    def lookback(self, context: Mapping[str, Any] | None) -> timedelta:
         return timedelta(0)
 
-    def static_filters(self, context: Mapping[str, Any] | None) -> list[str]:  # noqa: ARG002
+    def static_filters(self, context: Mapping[str, Any] | None) -> list[str]:
         """Filters that define the stream or partition itself (channel, archived, ...)."""
         return []
 
-    def query(self, context: Mapping[str, Any] | None) -> dict[str, str]:
+    def query(
+        self,
+        context: Mapping[str, Any] | None,
+        lower: datetime | None = None,
+        upper: datetime | None = None,
+        *,
+        page_size: int | None = None,
+    ) -> dict[str, str]:
         """First-page query: maximum page size, filters, sort, includes; later pages use links.next."""
         params: dict[str, str] = {}
         if self.endpoint.max_page_size:
-            params["page[size]"] = str(self.endpoint.max_page_size)
-        filters = [*self.static_filters(context), *self.bookmark_filters(context)]
+            params["page[size]"] = str(page_size or self.endpoint.max_page_size)
+        filters = [*self.static_filters(context), *self.bound_filters(lower, upper)]
         if filters:
             params["filter"] = ",".join(filters)
         if self.sort_by:
@@ -407,17 +427,126 @@ class KlaviyoStream(RESTStream[Any]):
 
     # -- records -----------------------------------------------------------------------------------
 
+    @property
+    def concurrency(self) -> int:
+        return int(self.config.get("max_concurrency") or 8)
+
     @override
     def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
-        url = self.get_url(dict(context) if context else None)
-        try:
-            for doc in self.pages(url, self.query(context)):
+        with self.tolerated_errors(context):
+            if context and not self._announced and self.partitions:
+                self._announced = True
+                self.announce_partitions(self.partitions)
+            claimed = self._prefetch.claim(_key(context)) if context else None
+            for doc in claimed if claimed is not None else self.fetch(context):
                 yield from self.resources(doc)
+
+    def fetch(self, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+        """The documents of one stream or partition, time windows fetched in parallel, in order.
+
+        Query building reads state, so it happens here, on the calling (main) thread.
+        """
+        url = self.get_url(dict(context) if context else None)
+        start = self.start_bound(context)
+        bounds = self.windows(context, start) if self.windowed and self.concurrency > 1 else [(start, None)]
+        strict = bool(self.replication_key) and self.endpoint.lower_bound_operator(
+            self.filter_field or str(self.replication_key)
+        ) == "greater-than"
+        producers = [
+            partial(self._window_pages, url, self.query(context, lower, upper), lower if i and strict else None)
+            for i, (lower, upper) in enumerate(bounds)
+        ]
+        return ordered(producers, ahead=self.concurrency)
+
+    def _window_pages(self, url: str, params: dict[str, str], floor: datetime | None) -> Iterator[dict[str, Any]]:
+        """Pages of one window; a strict-only filter re-reads the second below the window: drop it."""
+        floor_iso = utc_iso(floor) if floor is not None else None
+        field = self.replication_key
+        for doc in self.pages(url, params):
+            if floor_iso and field and isinstance(doc.get("data"), list):
+                doc["data"] = [
+                    r
+                    for r in doc["data"]
+                    if normalize_timestamp((r.get("attributes") or {}).get(field) or floor_iso) >= floor_iso
+                ]
+            yield doc
+
+    #: Split the replication range into time windows fetched in parallel (a cursor cannot be).
+    windowed: ClassVar[bool] = False
+
+    def windows(
+        self, context: Mapping[str, Any] | None, start: datetime | None
+    ) -> list[tuple[datetime | None, datetime | None]]:
+        """Equal time windows from `start` (or the oldest record) to the run's start; the last is open."""
+        if start is None:
+            start = self.oldest(context)
+        stop = min(self.klaviyo.run_started, self.klaviyo.end_date or self.klaviyo.run_started)
+        count = self.concurrency * 2
+        if start is None or stop - start < timedelta(minutes=count):
+            return [(start, None)]
+        step = (stop - start) / count
+        edges = [start + step * i for i in range(count)] + [None]
+        return [(edges[i], edges[i + 1]) for i in range(count)]
+
+    def oldest(self, context: Mapping[str, Any] | None) -> datetime | None:
+        """The oldest record's replication value: one request, so windows start where the data does."""
+        params = self.query(context, page_size=1)
+        params.pop("include", None)
+        doc = self.send(self.get_url(dict(context) if context else None), params)
+        data = doc.get("data") or []
+        value = (data[0].get("attributes") or {}).get(self.replication_key or "") if data else None
+        return datetime.fromisoformat(normalize_timestamp(value)) if value else None
+
+    def announce_partitions(self, contexts: Iterable[Mapping[str, Any]]) -> None:
+        """Start fetching partitions or children before the SDK asks for them, at most `concurrency` at once."""
+        if self.concurrency <= 1 or self.denied:
+            return
+        for context in contexts:
+            frozen = dict(context)
+            if self.replication_key:
+                self._write_starting_replication_value(frozen)
+            documents = self.fetch(frozen)  # queries are built here, on the main thread
+            self._prefetch.announce(_key(frozen), partial(iter, documents))
+
+    def announce_descendants(self, resources: list[dict[str, Any]]) -> None:
+        """A page of parents is known: start fetching their children (and grandchildren) now."""
+        for child in self.child_streams:
+            if not isinstance(child, KlaviyoStream) or not (child.selected or child.has_selected_descendents):
+                continue
+            if isinstance(child, DerivedStream):
+                continue
+            if isinstance(child, SideloadedStream):
+                buffered = self._sideloaded.get(child.name, {})
+                child.announce_descendants([r for p in resources for r in buffered.get(str(p.get("id")), [])])
+                continue
+            contexts = [self.get_child_context(self.light_record(r), None) for r in resources]
+            child.announce_partitions(c for c in contexts if c)
+
+    def light_record(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """Just the id and relationship ids: enough to name a child's context."""
+        record: dict[str, Any] = {"id": resource.get("id")}
+        relationships = resource.get("relationships") or {}
+        for name, column in self._to_one:
+            data = (relationships.get(name) or {}).get("data")
+            record[column] = data.get("id") if isinstance(data, dict) else None
+        return record
+
+    @contextmanager
+    def tolerated_errors(self, context: Mapping[str, Any] | None) -> Iterator[None]:
+        """Errors that end a stream or partition with a warning instead of failing the run."""
+        if self.denied:
+            return
+        try:
+            yield
+        except KlaviyoPermissionError as exc:
+            if not self.config.get("skip_streams_without_scope"):
+                raise
+            self.denied = True
+            self.logger.warning("skipping stream %s: %s", self.name, exc)
         except KlaviyoAPIError as exc:
-            if self.skip_not_found and exc.status == 404:
-                self.logger.warning("%s: %s is gone (404); skipping it", self.name, dict(context or {}))
-                return
-            raise
+            if not (self.skip_not_found and exc.status == 404):
+                raise
+            self.logger.warning("%s: %s is gone (404); skipping it", self.name, dict(context or {}))
 
     def resources(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
         """The page's resources; included ones a child stream emits are set aside for it first."""
@@ -426,6 +555,8 @@ class KlaviyoStream(RESTStream[Any]):
             data = [data]
         if self.sideloads and doc.get("included"):
             self._set_aside_included(data, doc["included"])
+        if self.child_streams and self.concurrency > 1:
+            self.announce_descendants(data)
         return data
 
     def _set_aside_included(self, data: list[dict[str, Any]], included: list[dict[str, Any]]) -> None:
@@ -437,14 +568,18 @@ class KlaviyoStream(RESTStream[Any]):
                 if not self._sideload_active(child):
                     continue
                 linkage = (relationships.get(rel) or {}).get("data") or []
-                found = [by_key[(ref["type"], ref["id"])] for ref in linkage if (ref["type"], ref["id"]) in by_key]
+                found = [
+                    by_key[(ref["type"], ref["id"])] for ref in linkage if (ref["type"], ref["id"]) in by_key
+                ]
                 self._sideloaded.setdefault(child, {})[str(parent.get("id"))] = found
 
     def take_sideloaded(self, child: str, parent_id: str) -> list[dict[str, Any]]:
         return self._sideloaded.get(child, {}).pop(parent_id, [])
 
     @override
-    def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    def post_process(
+        self, row: dict[str, Any], context: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """JSON:API resource -> record. Mutates the freshly parsed resource instead of copying it."""
         record: dict[str, Any] = row.get("attributes") or {}
         record[self.id_column] = row.get("id")
@@ -465,7 +600,13 @@ class KlaviyoStream(RESTStream[Any]):
         end = self.klaviyo.end_date_iso
         if end and self.replication_key and (record.get(self.replication_key) or "") >= end:
             return None
+        self._derive_children(record)
         return record
+
+    def _derive_children(self, record: dict[str, Any]) -> None:
+        for child in self.child_streams:
+            if isinstance(child, DerivedStream) and (child.selected or child.has_selected_descendents):
+                self._sideloaded.setdefault(child.name, {})[str(record["id"])] = child.derive(record)
 
     @override
     def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Any = None) -> None:
@@ -481,6 +622,7 @@ class SideloadedStream(KlaviyoStream):
 
     #: Context key holding the parent id the included resources point to.
     parent_key: ClassVar[str] = ""
+    state_partitioning_keys = ()  # type: ignore[assignment]
 
     @override
     def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
@@ -494,6 +636,29 @@ class SideloadedStream(KlaviyoStream):
         parent = self.klaviyo.streams[self.parent_stream_type.name]
         assert isinstance(parent, KlaviyoStream)
         return parent
+
+
+class DerivedStream(SideloadedStream):
+    """Rows taken out of each parent record (a list inside it): no request of their own."""
+
+    #: Explicit columns of the rows (JSON schema properties).
+    columns: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    @override
+    def build_schema(cls) -> dict[str, Any]:
+        return {"type": "object", "properties": dict(cls.columns)}
+
+    def derive(self, parent: dict[str, Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    @override
+    def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        return row
+
+
+def _key(context: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((context or {}).items()))
 
 
 def _retry_after(response: requests.Response) -> float | None:

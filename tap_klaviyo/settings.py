@@ -29,7 +29,11 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property("client_id", th.StringType, title="OAuth client ID", description="OAuth app client ID."),
     th.Property(
-        "client_secret", th.StringType, secret=True, title="OAuth client secret", description="OAuth app secret."
+        "client_secret",
+        th.StringType,
+        secret=True,
+        title="OAuth client secret",
+        description="OAuth app secret.",
     ),
     th.Property(
         "refresh_token",
@@ -70,6 +74,54 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=False,
         title="Profile predictive analytics",
         description="Also fetch profiles' predictive_analytics (Klaviyo serves these at 10/s, 150/min: slower).",
+    ),
+    th.Property(
+        "event_metric_ids",
+        th.ArrayType(th.StringType),
+        title="Event metrics",
+        description="Only events of these metric ids (Klaviyo's metric_id filter; each keeps its own bookmark).",
+    ),
+    th.Property(
+        "event_profile_ids",
+        th.ArrayType(th.StringType),
+        title="Event profiles",
+        description="Only events of these profile ids (a person's timeline), via Klaviyo's profile_id filter.",
+    ),
+    th.Property(
+        "event_profile_fields",
+        th.ArrayType(th.StringType),
+        title="Profile fields on events",
+        description="Profile attributes to inline on each event under `profile` (e.g. email, first_name).",
+    ),
+    th.Property(
+        "event_lookback_days",
+        th.NumberType,
+        default=1,
+        title="Event lookback (days)",
+        description="Days re-read behind the event bookmark on each run: Klaviyo's events API is eventually "
+        "consistent, so late arrivals are caught (records may repeat; keys dedupe them).",
+    ),
+    th.Property(
+        "membership_full_refresh_days",
+        th.NumberType,
+        default=7,
+        title="Membership full refresh (days)",
+        description="Every this many days, profile_list and profile_segment re-read every membership in full "
+        "so removals can be detected (0 turns it off).",
+    ),
+    th.Property(
+        "skip_streams_without_scope",
+        th.BooleanType,
+        default=False,
+        title="Skip streams without scope",
+        description="Skip, with one warning each, streams whose scope the key lacks instead of failing the run.",
+    ),
+    th.Property(
+        "max_concurrency",
+        th.IntegerType,
+        default=8,
+        title="Max concurrency",
+        description="Requests in flight at once (within Klaviyo's per-endpoint limits); 1 is sequential.",
     ),
     th.Property(
         "user_agent",
@@ -145,6 +197,17 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
     if "start_date" in dates and "end_date" in dates and dates["end_date"] <= dates["start_date"]:
         errors.append("end_date must be later than start_date")
 
+    for name in ("event_lookback_days", "membership_full_refresh_days"):
+        value = config.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            errors.append(f"{name} {value!r} must be a number of days, 0 or more")
+    concurrency = config.get("max_concurrency", 8)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
+        errors.append(f"max_concurrency {concurrency!r} must be a whole number from 1 to 64")
+    for name in ("event_metric_ids", "event_profile_ids", "event_profile_fields"):
+        value = config.get(name)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)):
+            errors.append(f"{name} must be a list of non-empty strings")
     timeout = config.get("request_timeout", 60)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         errors.append(f"request_timeout {timeout!r} must be a positive number of seconds")

@@ -95,7 +95,7 @@ class TapKlaviyo(Tap):
         try:
             super().invoke(*args, **kwargs)
         except (KlaviyoUserError, FatalAPIError) as exc:
-            cls.logger.error("%s", redact(str(exc)))  # noqa: TRY400
+            cls.logger.error("%s", redact(str(exc)))
             sys.exit(1)
 
 

@@ -3,11 +3,38 @@
 from __future__ import annotations
 
 from tap_klaviyo.client import KlaviyoStream
-from tap_klaviyo.streams.campaigns import CampaignMessageStream, CampaignStream
-from tap_klaviyo.streams.content import AccountStream, TemplateStream
+from tap_klaviyo.streams.campaigns import (
+    AudienceExcludedStream,
+    AudienceIncludedStream,
+    CampaignMessageSendTimeStream,
+    CampaignMessageStream,
+    CampaignMessageTemplateStream,
+    CampaignRecipientEstimationStream,
+    CampaignStream,
+    CampaignUtmParamStream,
+)
+from tap_klaviyo.streams.content import (
+    AccountStream,
+    CatalogCategoryStream,
+    CatalogItemStream,
+    CatalogVariantStream,
+    CouponCodeStream,
+    CouponStream,
+    FormStream,
+    FormVersionStream,
+    ImageStream,
+    PushTokenStream,
+    ReviewStream,
+    TagGroupStream,
+    TagStream,
+    TemplateStream,
+    WebFeedStream,
+)
 from tap_klaviyo.streams.events import EventStream, MetricStream
 from tap_klaviyo.streams.flows import FlowActionStream, FlowMessageStream, FlowStream
 from tap_klaviyo.streams.profiles import (
+    GlobalExclusionStream,
+    ListExclusionStream,
     ListStream,
     ProfileListStream,
     ProfileSegmentStream,
@@ -15,7 +42,8 @@ from tap_klaviyo.streams.profiles import (
     SegmentStream,
 )
 
-STREAM_TYPES: list[type[KlaviyoStream]] = [
+#: Streams of the foundation: the core tables every user needs.
+CORE_STREAMS: list[type[KlaviyoStream]] = [
     AccountStream,
     MetricStream,
     EventStream,
@@ -31,3 +59,30 @@ STREAM_TYPES: list[type[KlaviyoStream]] = [
     CampaignMessageStream,
     TemplateStream,
 ]
+
+#: Campaign detail, content, catalog, consent.
+MORE_STREAMS: list[type[KlaviyoStream]] = [
+    CampaignMessageTemplateStream,
+    CampaignMessageSendTimeStream,
+    CampaignRecipientEstimationStream,
+    AudienceIncludedStream,
+    AudienceExcludedStream,
+    CampaignUtmParamStream,
+    ImageStream,
+    TagStream,
+    TagGroupStream,
+    CouponStream,
+    CouponCodeStream,
+    CatalogItemStream,
+    CatalogVariantStream,
+    CatalogCategoryStream,
+    FormStream,
+    FormVersionStream,
+    ReviewStream,
+    WebFeedStream,
+    PushTokenStream,
+    GlobalExclusionStream,
+    ListExclusionStream,
+]
+
+STREAM_TYPES: list[type[KlaviyoStream]] = [*CORE_STREAMS, *MORE_STREAMS]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from tap_klaviyo.client import KlaviyoStream, SideloadedStream
+from tap_klaviyo.client import DerivedStream, KlaviyoStream, SideloadedStream, normalize_timestamp
 
 CHANNELS = ("email", "sms", "mobile_push")
 
@@ -20,7 +20,7 @@ class CampaignStream(KlaviyoStream):
     path = "/api/campaigns"
     replication_key = "updated_at"
     sideloads = {"campaign-messages": "campaign_messages"}
-    partitions = [{"channel": c, "archived": a} for c in CHANNELS for a in (False, True)]  # noqa: RUF012
+    partitions = [{"channel": c, "archived": a} for c in CHANNELS for a in (False, True)]
 
     @override
     def static_filters(self, context: Mapping[str, Any] | None) -> list[str]:
@@ -40,3 +40,110 @@ class CampaignMessageStream(SideloadedStream):
     parent_key = "campaign_id"
     state_partitioning_keys = ()  # type: ignore[assignment]
     context_columns = ("campaign_id",)
+
+    @override
+    def get_child_context(self, record: dict[str, Any], context: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {"campaign_message_id": record["id"], "campaign_id": record.get("campaign_id")}
+
+
+class CampaignMessageTemplateStream(KlaviyoStream):
+    """The template a campaign message sends (Klaviyo's copy for that message, not a library template)."""
+
+    name = "campaign_message_template"
+    path = "/api/campaign-messages/{campaign_message_id}/template"
+    parent_stream_type = CampaignMessageStream
+    state_partitioning_keys = ()  # type: ignore[assignment]
+    context_columns = ("campaign_message_id",)
+    skip_not_found = True
+
+
+class CampaignMessageSendTimeStream(DerivedStream):
+    name = "campaign_message_send_time"
+    path = "/api/campaigns/{campaign_id}/campaign-messages"
+    parent_stream_type = CampaignMessageStream
+    parent_key = "campaign_message_id"
+    primary_keys = ("campaign_message_id", "datetime")
+    columns = {
+        "campaign_message_id": {"type": ["string"]},
+        "datetime": {"type": ["string"], "format": "date-time"},
+        "is_local": {"type": ["boolean", "null"]},
+    }
+
+    @override
+    def derive(self, parent: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "campaign_message_id": parent["id"],
+                "datetime": normalize_timestamp(item.get("datetime")),
+                "is_local": item.get("is_local"),
+            }
+            for item in parent.get("send_times") or []
+            if item.get("datetime")
+        ]
+
+
+class CampaignRecipientEstimationStream(KlaviyoStream):
+    name = "campaign_recipient_estimation"
+    path = "/api/campaign-recipient-estimations/{campaign_id}"
+    parent_stream_type = CampaignStream
+    state_partitioning_keys = ()  # type: ignore[assignment]
+    context_columns = ("campaign_id",)
+    skip_not_found = True
+
+
+class AudienceStream(DerivedStream):
+    """One row per audience (list or segment id) a campaign sends to or excludes."""
+
+    audience_key: ClassVar[str]
+    path = "/api/campaigns"
+    parent_stream_type = CampaignStream
+    parent_key = "campaign_id"
+    primary_keys = ("campaign_id", "audience_id")
+    columns = {"campaign_id": {"type": ["string"]}, "audience_id": {"type": ["string"]}}
+
+    @override
+    def derive(self, parent: dict[str, Any]) -> list[dict[str, Any]]:
+        audiences = parent.get("audiences") or {}
+        ids = audiences.get(self.audience_key) or []
+        return [{"campaign_id": parent["id"], "audience_id": str(i)} for i in dict.fromkeys(ids)]
+
+
+class AudienceIncludedStream(AudienceStream):
+    name = "audience_included"
+    audience_key = "included"
+
+
+class AudienceExcludedStream(AudienceStream):
+    name = "audience_excluded"
+    audience_key = "excluded"
+
+
+class CampaignUtmParamStream(DerivedStream):
+    """The campaign's custom UTM parameters (`tracking_options.custom_tracking_params`)."""
+
+    name = "campaign_utm_param"
+    path = "/api/campaigns"
+    parent_stream_type = CampaignStream
+    parent_key = "campaign_id"
+    primary_keys = ("campaign_id", "name")
+    columns = {
+        "campaign_id": {"type": ["string"]},
+        "name": {"type": ["string"]},
+        "type": {"type": ["string", "null"]},
+        "value": {"type": ["string", "null"]},
+    }
+
+    @override
+    def derive(self, parent: dict[str, Any]) -> list[dict[str, Any]]:
+        params = (parent.get("tracking_options") or {}).get("custom_tracking_params") or []
+        rows = {}
+        for item in params:
+            if isinstance(item, dict) and item.get("name"):
+                value = item.get("value")
+                rows[item["name"]] = {
+                    "campaign_id": parent["id"],
+                    "name": str(item["name"]),
+                    "type": item.get("type"),
+                    "value": None if value is None else str(value),
+                }
+        return list(rows.values())

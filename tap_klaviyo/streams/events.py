@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from typing_extensions import override
+
 from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.spec import record_schema
 
 
 class MetricStream(KlaviyoStream):
@@ -13,6 +21,90 @@ class MetricStream(KlaviyoStream):
 
 
 class EventStream(KlaviyoStream):
+    """Events sorted by time, with the metric's name beside its id (names change; join on the id).
+
+    Optional: only some metrics or profiles (Klaviyo's own `metric_id` / `profile_id` filters, each a
+    partition with its own bookmark), chosen profile attributes inlined, and a lookback for late arrivals.
+    """
+
     name = "event"
     path = "/api/events"
     replication_key = "datetime"
+    windowed = True
+    extra_properties = {  # noqa: RUF012
+        "metric_name": {"type": ["string", "null"]},
+        "profile": {
+            "type": ["object", "null"],
+            "properties": {
+                k: v for k, v in record_schema("/api/profiles")["properties"].items() if k != "subscriptions"
+            },
+        },
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._metric_names: dict[str, str] = {}
+        self._profiles: dict[str, dict[str, Any]] = {}
+
+    @cached_property
+    @override
+    def partitions(self) -> list[dict[str, Any]] | None:  # type: ignore[override]
+        metrics = [str(m) for m in self.config.get("event_metric_ids") or []]
+        profiles = [str(p) for p in self.config.get("event_profile_ids") or []]
+        if not metrics and not profiles:
+            return None
+        return [
+            {k: v for k, v in (("metric_id", m), ("profile_id", p)) if v}
+            for m in (metrics or [None])
+            for p in (profiles or [None])
+        ]
+
+    @property
+    def profile_fields(self) -> list[str]:
+        return [str(f) for f in self.config.get("event_profile_fields") or []]
+
+    @property
+    @override
+    def includes(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("metric", "profile") if self.profile_fields else ("metric",)
+
+    @override
+    def sparse_fields(self) -> dict[str, str]:
+        fields = {"fields[metric]": "name"}
+        if self.profile_fields:
+            fields["fields[profile]"] = ",".join(self.profile_fields)
+        return fields
+
+    @override
+    def static_filters(self, context: Mapping[str, Any] | None) -> list[str]:
+        return [f'equals({key},"{context[key]}")' for key in ("metric_id", "profile_id") if context and key in context]
+
+    @override
+    def lookback(self, context: Mapping[str, Any] | None) -> timedelta:
+        if self.stream_state_has_bookmark(context):
+            return timedelta(days=float(self.config.get("event_lookback_days") or 0))
+        return timedelta(0)
+
+    def stream_state_has_bookmark(self, context: Mapping[str, Any] | None) -> bool:
+        state = self.get_context_state(dict(context) if context else None)
+        return bool(state.get("replication_key_value"))
+
+    @override
+    def resources(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        self._profiles = {}  # one page's worth: memory must not grow with the account
+        for item in doc.get("included") or []:
+            attributes = item.get("attributes") or {}
+            if item.get("type") == "metric":
+                self._metric_names[item["id"]] = attributes.get("name")
+            elif item.get("type") == "profile":
+                self._profiles[item["id"]] = attributes
+        return super().resources(doc)
+
+    @override
+    def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        record = super().post_process(row, context)
+        if record is not None:
+            record["metric_name"] = self._metric_names.get(record.get("metric_id") or "")
+            if self.profile_fields:
+                record["profile"] = self._profiles.get(record.get("profile_id") or "")
+        return record

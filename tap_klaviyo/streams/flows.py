@@ -17,7 +17,7 @@ class FlowStream(KlaviyoStream):
     path = "/api/flows"
     replication_key = "updated"
     sideloads = {"flow-actions": "flow_action"}
-    partitions = [{"archived": False}, {"archived": True}]  # noqa: RUF012
+    partitions = [{"archived": False}, {"archived": True}]
 
     @override
     def static_filters(self, context: Mapping[str, Any] | None) -> list[str]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo import spec
+from tap_klaviyo.client import KlaviyoStream, normalize_timestamp
 
 
 class ProfileStream(KlaviyoStream):
@@ -16,6 +19,7 @@ class ProfileStream(KlaviyoStream):
     name = "profile"
     path = "/api/profiles"
     replication_key = "updated"
+    windowed = True
 
     @property
     @override
@@ -60,8 +64,10 @@ class MembershipStream(KlaviyoStream):
     def partitions(self) -> list[dict[str, Any]]:  # type: ignore[override]
         resource = self.group_path.rsplit("/", 1)[-1][:-1]
         ids: list[str] = []
-        for doc in self.pages(self.url_base + self.group_path, {f"fields[{resource}]": "name"}):
-            ids.extend(str(item["id"]) for item in doc.get("data") or [])
+        with self.tolerated_errors(None):
+            params = {"page[size]": str(spec.endpoint(self.group_path).max_page_size), f"fields[{resource}]": "name"}
+            for doc in self.pages(self.url_base + self.group_path, params):
+                ids.extend(str(item["id"]) for item in doc.get("data") or [])
         return [{self.group_key: group_id} for group_id in ids]
 
     @override
@@ -89,3 +95,85 @@ class ProfileSegmentStream(MembershipStream):
     keep_columns = ("segment_id", "profile_id", "joined_group_at")
 
 
+SUPPRESSION = "subscriptions.email.marketing.suppression.timestamp"
+LIST_SUPPRESSION = "subscriptions.email.marketing.list_suppressions.timestamp"
+
+
+class ExclusionStream(KlaviyoStream):
+    """Suppressions read with Klaviyo's own suppression filters on /api/profiles, never a full profile scan."""
+
+    path = "/api/profiles"
+    replication_key = "timestamp"
+    additional_fields = {"additional-fields[profile]": "subscriptions"}
+    #: A lower bound is what makes the filter select suppressed profiles only.
+    earliest = datetime(2010, 1, 1, tzinfo=timezone.utc)
+
+    @override
+    def get_starting_timestamp(self, context: Mapping[str, Any] | None) -> datetime:
+        return super().get_starting_timestamp(context) or self.earliest
+
+    @override
+    def sparse_fields(self) -> dict[str, str]:
+        return {"fields[profile]": "email,subscriptions"}
+
+    @override
+    def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        for resource in super().request_records(context):
+            marketing = (
+                ((resource.get("attributes") or {}).get("subscriptions") or {}).get("email") or {}
+            ).get("marketing") or {}
+            for row in self.rows(marketing):
+                yield {
+                    "profile_id": resource["id"],
+                    "email": (resource.get("attributes") or {}).get("email"),
+                    "reason": row.get("reason"),
+                    "timestamp": normalize_timestamp(row.get("timestamp")),
+                    **({"list_id": row.get("list_id")} if "list_id" in self.schema["properties"] else {}),
+                }
+
+    def rows(self, marketing: dict[str, Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    @override
+    def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        return row
+
+    @classmethod
+    @override
+    def build_schema(cls) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "profile_id": {"type": ["string"]},
+            "email": {"type": ["string", "null"]},
+            "reason": {"type": ["string", "null"]},
+            "timestamp": {"type": ["string", "null"], "format": "date-time"},
+        }
+        if "list_id" in cls.primary_keys:
+            props["list_id"] = {"type": ["string"]}
+        return {"type": "object", "properties": props}
+
+
+class GlobalExclusionStream(ExclusionStream):
+    """One row per profile suppressed from all email marketing: its latest suppression."""
+
+    name = "global_exclusion"
+    primary_keys = ("profile_id",)
+    filter_field = SUPPRESSION
+    sort_by = SUPPRESSION
+
+    @override
+    def rows(self, marketing: dict[str, Any]) -> list[dict[str, Any]]:
+        entries = [e for e in marketing.get("suppression") or [] if e.get("timestamp")]
+        return [max(entries, key=lambda e: normalize_timestamp(e["timestamp"]))] if entries else []
+
+
+class ListExclusionStream(ExclusionStream):
+    """One row per (profile, list) suppression."""
+
+    name = "list_exclusion"
+    primary_keys = ("profile_id", "list_id")
+    filter_field = LIST_SUPPRESSION
+    sort_by = LIST_SUPPRESSION
+
+    @override
+    def rows(self, marketing: dict[str, Any]) -> list[dict[str, Any]]:
+        return [e for e in marketing.get("list_suppressions") or [] if e.get("timestamp") and e.get("list_id")]

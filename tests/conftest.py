@@ -1,0 +1,43 @@
+"""Shared fixtures: an emulator of a small Klaviyo account and a config pointing at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """One tiny account for the read-only tests (no rate limits: they are tested on their own)."""
+    with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0)) as emu:
+        yield emu
+
+
+@pytest.fixture
+def fresh_emulator() -> Iterator[Emulator]:
+    """An account a test may change (append events, add members) without disturbing others."""
+    with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0)) as emu:
+        yield emu
+
+
+def config_for(emu: Emulator, **extra: Any) -> dict[str, Any]:
+    return {"api_key": DEMO_API_KEY, "api_url": emu.base_url, **extra}
+
+
+@pytest.fixture
+def config(emulator: Emulator) -> dict[str, Any]:
+    return config_for(emulator)
+
+
+@pytest.fixture(scope="session")
+def full_sync(emulator: Emulator) -> tuple[Any, list[Any]]:
+    """One full sync of the tiny account, and every request it sent."""
+    from tests.harness import run_tap
+
+    emulator.clear_log()
+    result = run_tap(config_for(emulator))
+    return result, list(emulator.requests)

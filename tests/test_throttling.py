@@ -1,0 +1,66 @@
+"""429s, with and without Retry-After, and transient failures: waited out, never data lost."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.conftest import config_for
+from tests.emulator import Emulator
+from tests.emulator.server import ForcedResponse
+from tests.harness import run_cli, run_tap, select_only
+
+
+def test_retry_after_is_honoured(fresh_emulator: Emulator) -> None:
+    config = config_for(fresh_emulator)
+    catalog = select_only(config, {"flow"})
+    fresh_emulator.force(path_prefix="/api/flows", responses=[ForcedResponse(status=429, retry_after=2)])
+    started = time.monotonic()
+    result = run_tap(config, catalog=catalog)
+    elapsed = time.monotonic() - started
+    assert {r["id"] for r in result.records["flow"]} == fresh_emulator.account.expected_ids("flow")
+    assert elapsed >= 2.0
+    flows = [e for e in fresh_emulator.requests if e.template == "/api/flows"]
+    throttled = [e for e in flows if e.status == 429]
+    assert len(throttled) == 1
+    retried = flows[flows.index(throttled[0]) + 1]
+    assert retried.time - throttled[0].time >= 2.0
+
+
+def test_429_without_retry_after_backs_off(fresh_emulator: Emulator) -> None:
+    config = config_for(fresh_emulator)
+    catalog = select_only(config, {"template"})
+    fresh_emulator.force(
+        path_prefix="/api/templates",
+        responses=[ForcedResponse(status=429, retry_after=None), ForcedResponse(status=429, retry_after=None)],
+    )
+    result = run_tap(config, catalog=catalog)
+    assert {r["id"] for r in result.records["template"]} == fresh_emulator.account.expected_ids("template")
+    statuses = [e.status for e in fresh_emulator.requests if e.template == "/api/templates"]
+    assert statuses[:2] == [429, 429] and statuses[2] == 200
+
+
+def test_transient_failures_are_retried(fresh_emulator: Emulator) -> None:
+    config = config_for(fresh_emulator, request_timeout=2)
+    catalog = select_only(config, {"segment"})
+    fresh_emulator.force(
+        path_prefix="/api/segments",
+        responses=[
+            ForcedResponse(status=503),
+            ForcedResponse(kind="truncated"),
+            ForcedResponse(kind="drop"),
+            ForcedResponse(status=502, body="<html>Bad gateway</html>"),
+        ],
+    )
+    result = run_tap(config, catalog=catalog)
+    assert {r["id"] for r in result.records["segment"]} == fresh_emulator.account.expected_ids("segment")
+
+
+def test_a_daily_cap_sized_retry_after_stops_with_a_clear_message(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    config = config_for(fresh_emulator)
+    fresh_emulator.force(path_prefix="/api/accounts", responses=[ForcedResponse(status=429, retry_after=7200)])
+    started = time.monotonic()
+    proc = run_cli([], config, tmp_path, timeout=120)
+    assert time.monotonic() - started < 60
+    assert proc.returncode != 0
+    assert "rate limit" in proc.stderr and "Traceback" not in proc.stderr
