@@ -135,20 +135,24 @@ class KlaviyoStream(RESTStream[Any]):
     extra_properties: ClassVar[dict[str, dict[str, Any]]] = {}
     #: A deleted parent between listing and reading: skip its children with a warning.
     skip_not_found: ClassVar[bool] = False
+    #: HTTP method of the endpoint in the spec (reports and aggregates are POST queries).
+    method: ClassVar[str] = "get"
+    #: A spent rate-limit budget (daily cap) ends this stream with a warning; the run goes on.
+    stop_when_exhausted: ClassVar[bool] = False
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: TapKlaviyo, **kwargs: Any) -> None:
         self.template = spec_template(self.path)
-        self.endpoint = spec.endpoint(self.template)
-        super().__init__(tap, schema=self.schema_file(), **kwargs)  # type: ignore[arg-type]
+        self.endpoint = spec.endpoint(self.template, self.method)
+        super().__init__(tap, schema=self.schema_source(), **kwargs)  # type: ignore[arg-type]
         self.klaviyo: TapKlaviyo = tap
         self.stats = RunStats()
         self.denied = False
         self._prefetch: Prefetch[dict[str, Any]] = Prefetch(self.concurrency)
         self._announced = False
         self._sideloaded: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        resource = spec.resource_schema(spec_template(self.schema_path or self.path))
+        resource = spec.resource_schema(spec_template(self.schema_path or self.path), self.method)
         self._to_one = [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)]
         props = self.schema.get("properties", {})
         self._timestamp_columns = [k for k, v in props.items() if v.get("format") == "date-time"]
@@ -161,14 +165,21 @@ class KlaviyoStream(RESTStream[Any]):
         return bool(self.replication_key and self.sort_by == self.replication_key)
 
     @classmethod
-    def schema_file(cls) -> Path:
+    def schema_source(cls) -> Path | dict[str, Any]:
+        """The generated schema file (custom streams build theirs at start-up)."""
         return SCHEMAS_DIR / f"{cls.name}.json"
+
+    def has_bookmark(self, context: Mapping[str, Any] | None) -> bool:
+        """A previous run left a bookmark here (not just a start_date)."""
+        state = self.get_context_state(dict(context) if context else None)
+        return bool(state.get("replication_key_value"))
 
     @classmethod
     def build_schema(cls) -> dict[str, Any]:
         """What `scripts/generate_schemas.py` writes for this stream: the spec's resource, reshaped."""
         schema = spec.record_schema(
             spec_template(cls.schema_path or cls.path),
+            cls.method,
             extra={
                 **{c: {"type": ["string", "null"]} for c in cls.context_columns},
                 **cls.extra_properties,
@@ -547,6 +558,11 @@ class KlaviyoStream(RESTStream[Any]):
             if not (self.skip_not_found and exc.status == 404):
                 raise
             self.logger.warning("%s: %s is gone (404); skipping it", self.name, dict(context or {}))
+        except RateLimitExhausted as exc:
+            if not self.stop_when_exhausted:
+                raise
+            self.denied = True
+            self.logger.warning("%s stopped early, its state kept where it got: %s", self.name, exc)
 
     def resources(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
         """The page's resources; included ones a child stream emits are set aside for it first."""

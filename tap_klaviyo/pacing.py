@@ -13,13 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from tap_klaviyo.errors import RateLimitExhausted
+
 # The server counts a request when it arrives, and latency varies: a slightly longer client-side window
 # keeps jittered arrivals inside Klaviyo's fixed windows.
 BURST_WINDOW_S = 1.15
 STEADY_WINDOW_S = 61.0
 
 
-class DailyLimitReached(Exception):
+class DailyLimitReached(RateLimitExhausted):
     """The endpoint's daily budget is spent; waiting would mean sleeping until UTC midnight."""
 
     def __init__(self, endpoint: str, resets_at: datetime) -> None:

@@ -102,6 +102,60 @@ CONFIG_SCHEMA = th.PropertiesList(
         "consistent, so late arrivals are caught (records may repeat; keys dedupe them).",
     ),
     th.Property(
+        "report_conversion_metric_id",
+        th.StringType,
+        title="Report conversion metric",
+        description="Metric id for conversion statistics in campaign and flow reports; by default the "
+        "account's \"Placed Order\" metric, found by name.",
+    ),
+    th.Property(
+        "report_history_days",
+        th.NumberType,
+        default=30,
+        title="Report history (days)",
+        description="Days of reports read on the first run when start_date is older or unset (each day of a "
+        "values report is one request of Klaviyo's 225 a day).",
+    ),
+    th.Property(
+        "report_lookback_days",
+        th.NumberType,
+        default=3,
+        title="Report lookback (days)",
+        description="Days of reports re-read behind the bookmark, for late attribution.",
+    ),
+    th.Property(
+        "metric_aggregate_queries",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("name", th.StringType, required=True),
+                th.Property("metric_id", th.StringType, required=True),
+                th.Property("measurements", th.ArrayType(th.StringType), required=True),
+                th.Property("by", th.ArrayType(th.StringType)),
+                th.Property("filter", th.ArrayType(th.StringType)),
+                th.Property("interval", th.StringType),
+                th.Property("timezone", th.StringType),
+                additional_properties=True,
+            )
+        ),
+        title="Metric aggregate queries",
+        description="Named Query Metric Aggregates requests (Klaviyo's JSON body attributes) for the "
+        "metric_aggregate stream; the time range comes from the state when the filter gives none.",
+    ),
+    th.Property(
+        "custom_streams",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("name", th.StringType, required=True),
+                th.Property("path", th.StringType, required=True),
+                th.Property("params", th.ObjectType(additional_properties=True)),
+                th.Property("replication_key", th.StringType),
+            )
+        ),
+        title="Custom streams",
+        description="Extra streams from any GET collection path of the API (checked against the spec at "
+        "start-up), with optional query params and replication key.",
+    ),
+    th.Property(
         "membership_full_refresh_days",
         th.NumberType,
         default=7,
@@ -197,7 +251,7 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
     if "start_date" in dates and "end_date" in dates and dates["end_date"] <= dates["start_date"]:
         errors.append("end_date must be later than start_date")
 
-    for name in ("event_lookback_days", "membership_full_refresh_days"):
+    for name in ("event_lookback_days", "membership_full_refresh_days", "report_history_days", "report_lookback_days"):
         value = config.get(name, 0)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             errors.append(f"{name} {value!r} must be a number of days, 0 or more")

@@ -302,3 +302,23 @@ def collection_paths() -> list[str]:
         if _resolve(schema.get("properties", {}).get("data", {})).get("type") == "array":
             out.append(path)
     return out
+
+
+def request_attribute(path: str, name: str, method: str = "post") -> dict[str, Any]:
+    """Schema of one attribute of a POST body's `data.attributes` (reports, metric aggregates)."""
+    operation = load_spec()["paths"][path][method]
+    body = _resolve(next(iter(operation["requestBody"]["content"].values()))["schema"])
+    attributes = _resolve(_resolve(body["properties"]["data"])["properties"]["attributes"])
+    return _resolve(attributes["properties"][name])
+
+
+def request_enum(path: str, name: str, method: str = "post") -> list[str]:
+    node = request_attribute(path, name, method)
+    return [str(v) for v in _resolve(node.get("items", node)).get("enum", [])]
+
+
+def resource_type(path: str, method: str = "get") -> str | None:
+    """The JSON:API `type` of the resources `path` returns (what `fields[<type>]` is named after)."""
+    type_node = _resolve(resource_schema(path, method).get("properties", {}).get("type", {}))
+    values = type_node.get("enum") or []
+    return str(values[0]) if values else None

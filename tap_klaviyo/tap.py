@@ -24,6 +24,7 @@ from tap_klaviyo.settings import (
     settings_errors,
 )
 from tap_klaviyo.streams import STREAM_TYPES
+from tap_klaviyo.streams.custom import custom_stream_errors, custom_stream_types
 
 
 class TapKlaviyo(Tap):
@@ -42,13 +43,15 @@ class TapKlaviyo(Tap):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         errors = super()._validate_config(raise_errors=raise_errors) or []
         ours = settings_errors(self.config)
+        ours += custom_stream_errors(self.config.get("custom_streams"), {cls.name for cls in STREAM_TYPES})
         if ours and raise_errors:
             raise ConfigValidationError("Invalid tap-klaviyo settings", errors=ours)
         return [*errors, *ours]
 
     @override
     def discover_streams(self) -> list[Stream]:
-        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+        types = [*STREAM_TYPES, *custom_stream_types(self.config.get("custom_streams"))]
+        return [stream_type(tap=self) for stream_type in types]
 
     # -- run-wide resources shared by every stream ---------------------------------------------------
 

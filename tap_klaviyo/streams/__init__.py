@@ -32,6 +32,14 @@ from tap_klaviyo.streams.content import (
 )
 from tap_klaviyo.streams.events import EventStream, MetricStream
 from tap_klaviyo.streams.flows import FlowActionStream, FlowMessageStream, FlowStream
+from tap_klaviyo.streams.reports import (
+    CampaignValuesReportStream,
+    FlowSeriesReportStream,
+    FlowValuesReportStream,
+    FormSeriesReportStream,
+    MetricAggregateStream,
+    SegmentSeriesReportStream,
+)
 from tap_klaviyo.streams.profiles import (
     GlobalExclusionStream,
     ListExclusionStream,
@@ -83,6 +91,12 @@ MORE_STREAMS: list[type[KlaviyoStream]] = [
     PushTokenStream,
     GlobalExclusionStream,
     ListExclusionStream,
+    CampaignValuesReportStream,
+    FlowValuesReportStream,
+    FlowSeriesReportStream,
+    SegmentSeriesReportStream,
+    FormSeriesReportStream,
+    MetricAggregateStream,
 ]
 
 STREAM_TYPES: list[type[KlaviyoStream]] = [*CORE_STREAMS, *MORE_STREAMS]

@@ -81,13 +81,9 @@ class EventStream(KlaviyoStream):
 
     @override
     def lookback(self, context: Mapping[str, Any] | None) -> timedelta:
-        if self.stream_state_has_bookmark(context):
+        if self.has_bookmark(context):
             return timedelta(days=float(self.config.get("event_lookback_days") or 0))
         return timedelta(0)
-
-    def stream_state_has_bookmark(self, context: Mapping[str, Any] | None) -> bool:
-        state = self.get_context_state(dict(context) if context else None)
-        return bool(state.get("replication_key_value"))
 
     @override
     def resources(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
