@@ -29,7 +29,10 @@ def main() -> int:
     args = parser.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with Emulator(EmulatorConfig(size=args.size, rate_limit_scale=0.0)) as emu, tempfile.TemporaryDirectory() as tmp:
+    with (
+        Emulator(EmulatorConfig(size=args.size, rate_limit_scale=0.0)) as emu,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         config = Path(tmp) / "config.json"
         config.write_text(json.dumps({"api_key": DEMO_API_KEY, "api_url": emu.base_url}))
         started = time.monotonic()

@@ -5,6 +5,7 @@ Tokens live in memory only; a rotated refresh token replaces the configured one 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -75,10 +76,8 @@ class OAuthRefreshAuth(AuthBase):
             msg = f"OAuth token refresh failed: could not reach {self._token_url} ({type(exc).__name__})"
             raise KlaviyoAuthError(msg) from None
         body: dict[str, Any] = {}
-        try:
+        with contextlib.suppress(ValueError):
             body = response.json()
-        except ValueError:
-            pass
         if response.status_code != 200 or "access_token" not in body:
             reason = body.get("error") or f"HTTP {response.status_code}"
             msg = (

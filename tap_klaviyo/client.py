@@ -114,7 +114,7 @@ def document(response: requests.Response) -> dict[str, Any]:
 class KlaviyoStream(RESTStream[Any]):
     """A Klaviyo collection, described declaratively; the engine does the rest."""
 
-    primary_keys: ClassVar[tuple[str, ...]] = ("id",)  # type: ignore[misc]
+    primary_keys: ClassVar[tuple[str, ...]] = ("id",)
     #: Sort value sent to Klaviyo; by default the replication key when the endpoint can sort on it.
     sort_by: ClassVar[str | None] = None
     #: Server-side field the bookmark filters on (defaults to the replication key).
@@ -156,18 +156,19 @@ class KlaviyoStream(RESTStream[Any]):
         self._to_one = [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)]
         props = self.schema.get("properties", {})
         self._timestamp_columns = [k for k, v in props.items() if v.get("format") == "date-time"]
-        if self.sort_by is None and self.replication_key and self.replication_key in self.endpoint.sorts:
-            self.sort_by = self.replication_key
+        self.sort_value = self.sort_by
+        if self.sort_value is None and self.replication_key and self.replication_key in self.endpoint.sorts:
+            self.sort_value = self.replication_key
 
     @property
     @override
     def is_sorted(self) -> bool:
-        return bool(self.replication_key and self.sort_by == self.replication_key)
+        return bool(self.replication_key and self.sort_value == self.replication_key)
 
     @classmethod
     def schema_source(cls) -> Path | dict[str, Any]:
         """The generated schema file (custom streams build theirs at start-up)."""
-        return SCHEMAS_DIR / f"{cls.name}.json"
+        return SCHEMAS_DIR / f"{cls.name}.json"  # type: ignore[misc]
 
     def has_bookmark(self, context: Mapping[str, Any] | None) -> bool:
         """A previous run left a bookmark here (not just a start_date)."""
@@ -178,7 +179,7 @@ class KlaviyoStream(RESTStream[Any]):
     def build_schema(cls) -> dict[str, Any]:
         """What `scripts/generate_schemas.py` writes for this stream: the spec's resource, reshaped."""
         schema = spec.record_schema(
-            spec_template(cls.schema_path or cls.path),
+            spec_template(cls.schema_path or cls.path),  # type: ignore[misc]
             cls.method,
             extra={
                 **{c: {"type": ["string", "null"]} for c in cls.context_columns},
@@ -273,8 +274,8 @@ class KlaviyoStream(RESTStream[Any]):
         filters = [*self.static_filters(context), *self.bound_filters(lower, upper)]
         if filters:
             params["filter"] = ",".join(filters)
-        if self.sort_by:
-            params["sort"] = self.sort_by
+        if self.sort_value:
+            params["sort"] = self.sort_value
         includes = [*self.includes, *self._active_sideloads()]
         if includes:
             params["include"] = ",".join(includes)
@@ -283,8 +284,22 @@ class KlaviyoStream(RESTStream[Any]):
         return params
 
     def sparse_fields(self) -> dict[str, str]:
-        """`fields[type]=` for the columns a stream keeps (and, later, the catalog selects)."""
-        return {}
+        """`fields[<type>]=` listing only the attributes the catalog selects, when some are deselected.
+
+        The key, the replication key and relationship ids are always kept.
+        """
+        resource_type = spec.resource_type(self.template, self.method)
+        param = f"fields[{resource_type}]"
+        allowed = self.endpoint.sparse_fields.get(param)
+        properties = list(self.schema.get("properties", {}))
+        if not allowed or not properties:
+            return {}
+        selected = [p for p in properties if self.mask.get(("properties", p), True)]
+        if len(selected) == len(properties):
+            return {}
+        keep = {*self.primary_keys, self.replication_key or ""}
+        attributes = [p for p in properties if p in allowed and (p in selected or p in keep)]
+        return {param: ",".join(attributes)} if attributes else {}
 
     def _active_sideloads(self) -> list[str]:
         return [rel for rel, child in self.sideloads.items() if self._sideload_active(child)]
@@ -460,9 +475,10 @@ class KlaviyoStream(RESTStream[Any]):
         url = self.get_url(dict(context) if context else None)
         start = self.start_bound(context)
         bounds = self.windows(context, start) if self.windowed and self.concurrency > 1 else [(start, None)]
-        strict = bool(self.replication_key) and self.endpoint.lower_bound_operator(
-            self.filter_field or str(self.replication_key)
-        ) == "greater-than"
+        strict = (
+            bool(self.replication_key)
+            and self.endpoint.lower_bound_operator(self.filter_field or str(self.replication_key)) == "greater-than"
+        )
         producers = [
             partial(self._window_pages, url, self.query(context, lower, upper), lower if i and strict else None)
             for i, (lower, upper) in enumerate(bounds)
@@ -584,18 +600,14 @@ class KlaviyoStream(RESTStream[Any]):
                 if not self._sideload_active(child):
                     continue
                 linkage = (relationships.get(rel) or {}).get("data") or []
-                found = [
-                    by_key[(ref["type"], ref["id"])] for ref in linkage if (ref["type"], ref["id"]) in by_key
-                ]
+                found = [by_key[(ref["type"], ref["id"])] for ref in linkage if (ref["type"], ref["id"]) in by_key]
                 self._sideloaded.setdefault(child, {})[str(parent.get("id"))] = found
 
     def take_sideloaded(self, child: str, parent_id: str) -> list[dict[str, Any]]:
         return self._sideloaded.get(child, {}).pop(parent_id, [])
 
     @override
-    def post_process(
-        self, row: dict[str, Any], context: Mapping[str, Any] | None = None
-    ) -> dict[str, Any] | None:
+    def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """JSON:API resource -> record. Mutates the freshly parsed resource instead of copying it."""
         record: dict[str, Any] = row.get("attributes") or {}
         record[self.id_column] = row.get("id")
@@ -638,7 +650,7 @@ class SideloadedStream(KlaviyoStream):
 
     #: Context key holding the parent id the included resources point to.
     parent_key: ClassVar[str] = ""
-    state_partitioning_keys = ()  # type: ignore[assignment]
+    state_partitioning_keys = ()
 
     @override
     def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
@@ -649,7 +661,7 @@ class SideloadedStream(KlaviyoStream):
     @property
     def parent_stream(self) -> KlaviyoStream:
         assert self.parent_stream_type is not None
-        parent = self.klaviyo.streams[self.parent_stream_type.name]
+        parent = self.klaviyo.streams[self.parent_stream_type.name]  # type: ignore[misc]
         assert isinstance(parent, KlaviyoStream)
         return parent
 

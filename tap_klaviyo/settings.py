@@ -106,7 +106,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.StringType,
         title="Report conversion metric",
         description="Metric id for conversion statistics in campaign and flow reports; by default the "
-        "account's \"Placed Order\" metric, found by name.",
+        'account\'s "Placed Order" metric, found by name.',
     ),
     th.Property(
         "report_history_days",
@@ -251,7 +251,12 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
     if "start_date" in dates and "end_date" in dates and dates["end_date"] <= dates["start_date"]:
         errors.append("end_date must be later than start_date")
 
-    for name in ("event_lookback_days", "membership_full_refresh_days", "report_history_days", "report_lookback_days"):
+    for name in (
+        "event_lookback_days",
+        "membership_full_refresh_days",
+        "report_history_days",
+        "report_lookback_days",
+    ):
         value = config.get(name, 0)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             errors.append(f"{name} {value!r} must be a number of days, 0 or more")

@@ -94,8 +94,8 @@ def _deep_merge(into: dict[str, Any], part: dict[str, Any]) -> None:
     for key, value in part.items():
         if key == "properties":
             props = into.setdefault("properties", {})
-            for name, sub in value.items():
-                sub = _resolve(sub)
+            for name, raw in value.items():
+                sub = _resolve(raw)
                 if name in props:
                     merged = dict(_resolve(props[name]))
                     _deep_merge(merged, sub)

@@ -43,7 +43,7 @@ class TapKlaviyo(Tap):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         errors = super()._validate_config(raise_errors=raise_errors) or []
         ours = settings_errors(self.config)
-        ours += custom_stream_errors(self.config.get("custom_streams"), {cls.name for cls in STREAM_TYPES})
+        ours += custom_stream_errors(self.config.get("custom_streams"), {cls.name for cls in STREAM_TYPES})  # type: ignore[misc]
         if ours and raise_errors:
             raise ConfigValidationError("Invalid tap-klaviyo settings", errors=ours)
         return [*errors, *ours]
@@ -93,7 +93,7 @@ class TapKlaviyo(Tap):
 
     @classmethod
     @override
-    def invoke(cls, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Problems the user can fix end the run with one line, not a traceback."""
         try:
             super().invoke(*args, **kwargs)

@@ -101,6 +101,4 @@ def run_cli(
         cmd += ["--state", str(state_file)]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_")}
     full_env.update(env or {})
-    return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT, check=False
-    )
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT, check=False)

@@ -34,9 +34,7 @@ def test_wrong_key_fails_in_one_line(emulator: Emulator, tmp_path: Path) -> None
 
 def test_missing_scope_names_stream_and_scope(emulator: Emulator, tmp_path: Path) -> None:
     emulator.add_api_key("pk_only_accounts_key_000000000000", scopes=["accounts:read"])
-    proc = run_cli(
-        [], {"api_key": "pk_only_accounts_key_000000000000", "api_url": emulator.base_url}, tmp_path
-    )
+    proc = run_cli([], {"api_key": "pk_only_accounts_key_000000000000", "api_url": emulator.base_url}, tmp_path)
     assert_one_clear_line(proc, "scope", ":read")
     assert "pk_only_accounts_key_000000000000" not in proc.stderr + proc.stdout
 

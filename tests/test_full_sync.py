@@ -58,21 +58,15 @@ def test_primary_keys_are_unique(full_sync: tuple[Any, list[Any]], stream: str) 
 
 
 @pytest.mark.parametrize(("stream", "resource"), sorted(ID_STREAMS.items()))
-def test_nothing_is_missing(
-    full_sync: tuple[Any, list[Any]], emulator: Any, stream: str, resource: str
-) -> None:
+def test_nothing_is_missing(full_sync: tuple[Any, list[Any]], emulator: Any, stream: str, resource: str) -> None:
     result, _ = full_sync
     emitted = {record["id"] for record in result.records[stream]}
     expected = emulator.account.expected_ids(resource)
     assert expected, resource
-    assert emitted == expected, (
-        f"{stream}: missing {len(expected - emitted)}, unexpected {len(emitted - expected)}"
-    )
+    assert emitted == expected, f"{stream}: missing {len(expected - emitted)}, unexpected {len(emitted - expected)}"
 
 
-def test_membership_rows_cover_every_list_and_segment(
-    full_sync: tuple[Any, list[Any]], emulator: Any
-) -> None:
+def test_membership_rows_cover_every_list_and_segment(full_sync: tuple[Any, list[Any]], emulator: Any) -> None:
     result, _ = full_sync
     for stream, group_key, resource in (
         ("profile_list", "list_id", "list"),

@@ -32,7 +32,10 @@ def test_429_without_retry_after_backs_off(fresh_emulator: Emulator) -> None:
     catalog = select_only(config, {"template"})
     fresh_emulator.force(
         path_prefix="/api/templates",
-        responses=[ForcedResponse(status=429, retry_after=None), ForcedResponse(status=429, retry_after=None)],
+        responses=[
+            ForcedResponse(status=429, retry_after=None),
+            ForcedResponse(status=429, retry_after=None),
+        ],
     )
     result = run_tap(config, catalog=catalog)
     assert {r["id"] for r in result.records["template"]} == fresh_emulator.account.expected_ids("template")

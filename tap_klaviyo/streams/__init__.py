@@ -32,14 +32,6 @@ from tap_klaviyo.streams.content import (
 )
 from tap_klaviyo.streams.events import EventStream, MetricStream
 from tap_klaviyo.streams.flows import FlowActionStream, FlowMessageStream, FlowStream
-from tap_klaviyo.streams.reports import (
-    CampaignValuesReportStream,
-    FlowSeriesReportStream,
-    FlowValuesReportStream,
-    FormSeriesReportStream,
-    MetricAggregateStream,
-    SegmentSeriesReportStream,
-)
 from tap_klaviyo.streams.profiles import (
     GlobalExclusionStream,
     ListExclusionStream,
@@ -48,6 +40,14 @@ from tap_klaviyo.streams.profiles import (
     ProfileSegmentStream,
     ProfileStream,
     SegmentStream,
+)
+from tap_klaviyo.streams.reports import (
+    CampaignValuesReportStream,
+    FlowSeriesReportStream,
+    FlowValuesReportStream,
+    FormSeriesReportStream,
+    MetricAggregateStream,
+    SegmentSeriesReportStream,
 )
 
 #: Streams of the foundation: the core tables every user needs.

@@ -38,7 +38,7 @@ class CampaignMessageStream(SideloadedStream):
     path = "/api/campaigns/{campaign_id}/campaign-messages"
     parent_stream_type = CampaignStream
     parent_key = "campaign_id"
-    state_partitioning_keys = ()  # type: ignore[assignment]
+    state_partitioning_keys = ()
     context_columns = ("campaign_id",)
 
     @override
@@ -52,7 +52,7 @@ class CampaignMessageTemplateStream(KlaviyoStream):
     name = "campaign_message_template"
     path = "/api/campaign-messages/{campaign_message_id}/template"
     parent_stream_type = CampaignMessageStream
-    state_partitioning_keys = ()  # type: ignore[assignment]
+    state_partitioning_keys = ()
     context_columns = ("campaign_message_id",)
     skip_not_found = True
 
@@ -86,7 +86,7 @@ class CampaignRecipientEstimationStream(KlaviyoStream):
     name = "campaign_recipient_estimation"
     path = "/api/campaign-recipient-estimations/{campaign_id}"
     parent_stream_type = CampaignStream
-    state_partitioning_keys = ()  # type: ignore[assignment]
+    state_partitioning_keys = ()
     context_columns = ("campaign_id",)
     skip_not_found = True
 

@@ -51,7 +51,7 @@ class CouponCodeStream(KlaviyoStream):
     name = "coupon_code"
     path = "/api/coupons/{coupon_id}/coupon-codes"
     parent_stream_type = CouponStream
-    state_partitioning_keys = ()  # type: ignore[assignment]
+    state_partitioning_keys = ()
     context_columns = ("coupon_id",)
     skip_not_found = True
 

@@ -68,7 +68,10 @@ def custom_stream_errors(items: Any, taken: set[str]) -> list[str]:
         if key:
             properties = spec.record_schema(path)["properties"]
             rules = spec.endpoint(path)
-            if key not in properties or not rules.filters.get(key, frozenset()) & {"greater-than", "greater-or-equal"}:
+            if key not in properties or not rules.filters.get(key, frozenset()) & {
+                "greater-than",
+                "greater-or-equal",
+            }:
                 errors.append(f"{where}.replication_key {key!r} cannot be filtered on {path}: leave it out")
         params = item.get("params") or {}
         if not isinstance(params, dict):

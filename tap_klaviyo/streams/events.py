@@ -31,7 +31,7 @@ class EventStream(KlaviyoStream):
     path = "/api/events"
     replication_key = "datetime"
     windowed = True
-    extra_properties = {  # noqa: RUF012
+    extra_properties = {
         "metric_name": {"type": ["string", "null"]},
         "profile": {
             "type": ["object", "null"],
@@ -48,9 +48,9 @@ class EventStream(KlaviyoStream):
 
     @cached_property
     @override
-    def partitions(self) -> list[dict[str, Any]] | None:  # type: ignore[override]
-        metrics = [str(m) for m in self.config.get("event_metric_ids") or []]
-        profiles = [str(p) for p in self.config.get("event_profile_ids") or []]
+    def partitions(self) -> list[dict[str, Any]] | None:
+        metrics: list[str | None] = [str(m) for m in self.config.get("event_metric_ids") or []]
+        profiles: list[str | None] = [str(p) for p in self.config.get("event_profile_ids") or []]
         if not metrics and not profiles:
             return None
         return [
@@ -70,7 +70,7 @@ class EventStream(KlaviyoStream):
 
     @override
     def sparse_fields(self) -> dict[str, str]:
-        fields = {"fields[metric]": "name"}
+        fields = {**super().sparse_fields(), "fields[metric]": "name"}
         if self.profile_fields:
             fields["fields[profile]"] = ",".join(self.profile_fields)
         return fields
@@ -91,7 +91,7 @@ class EventStream(KlaviyoStream):
         for item in doc.get("included") or []:
             attributes = item.get("attributes") or {}
             if item.get("type") == "metric":
-                self._metric_names[item["id"]] = attributes.get("name")
+                self._metric_names[item["id"]] = str(attributes.get("name") or "")
             elif item.get("type") == "profile":
                 self._profiles[item["id"]] = attributes
         return super().resources(doc)

@@ -34,7 +34,7 @@ class FlowActionStream(SideloadedStream):
     path = "/api/flows/{flow_id}/flow-actions"
     parent_stream_type = FlowStream
     parent_key = "flow_id"
-    state_partitioning_keys = ()  # type: ignore[assignment]
+    state_partitioning_keys = ()
     context_columns = ("flow_id",)
 
     @override
@@ -46,6 +46,6 @@ class FlowMessageStream(KlaviyoStream):
     name = "flow_messages"
     path = "/api/flow-actions/{flow_action_id}/flow-messages"
     parent_stream_type = FlowActionStream
-    state_partitioning_keys = ()  # type: ignore[assignment]
+    state_partitioning_keys = ()
     context_columns = ("flow_action_id", "flow_id")
     skip_not_found = True

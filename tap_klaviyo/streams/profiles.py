@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -61,11 +61,14 @@ class MembershipStream(KlaviyoStream):
 
     @cached_property
     @override
-    def partitions(self) -> list[dict[str, Any]]:  # type: ignore[override]
+    def partitions(self) -> list[dict[str, Any]]:
         resource = self.group_path.rsplit("/", 1)[-1][:-1]
         ids: list[str] = []
         with self.tolerated_errors(None):
-            params = {"page[size]": str(spec.endpoint(self.group_path).max_page_size), f"fields[{resource}]": "name"}
+            params = {
+                "page[size]": str(spec.endpoint(self.group_path).max_page_size),
+                f"fields[{resource}]": "name",
+            }
             for doc in self.pages(self.url_base + self.group_path, params):
                 ids.extend(str(item["id"]) for item in doc.get("data") or [])
         return [{self.group_key: group_id} for group_id in ids]
@@ -73,6 +76,27 @@ class MembershipStream(KlaviyoStream):
     @override
     def sparse_fields(self) -> dict[str, str]:
         return {"fields[profile]": "joined_group_at"}
+
+    @cached_property
+    def full_refresh(self) -> bool:
+        """Removals leave no trace in joined_group_at: every few days, read every membership again."""
+        days = float(self.config.get("membership_full_refresh_days", 7) or 0)
+        if days <= 0:
+            return False
+        last = self.stream_state.get("full_refresh_at")
+        if not last:
+            return True
+        return self.klaviyo.run_started - datetime.fromisoformat(str(last)) >= timedelta(days=days)
+
+    @override
+    def start_bound(self, context: Mapping[str, Any] | None) -> datetime | None:
+        return None if self.full_refresh else super().start_bound(context)
+
+    @override
+    def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        yield from super().request_records(context)
+        if self.full_refresh and context and self.partitions and dict(context) == self.partitions[-1]:
+            self.stream_state["full_refresh_at"] = self.klaviyo.run_started_iso
 
 
 class ProfileListStream(MembershipStream):
@@ -119,9 +143,9 @@ class ExclusionStream(KlaviyoStream):
     @override
     def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         for resource in super().request_records(context):
-            marketing = (
-                ((resource.get("attributes") or {}).get("subscriptions") or {}).get("email") or {}
-            ).get("marketing") or {}
+            marketing = (((resource.get("attributes") or {}).get("subscriptions") or {}).get("email") or {}).get(
+                "marketing"
+            ) or {}
             for row in self.rows(marketing):
                 yield {
                     "profile_id": resource["id"],

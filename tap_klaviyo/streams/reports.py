@@ -43,7 +43,8 @@ class ReportStream(KlaviyoStream):
     def build_schema(cls) -> dict[str, Any]:
         props: dict[str, Any] = {"date": {"type": ["string"], "format": "date-time"}}
         props.update({g: {"type": ["string"]} for g in cls.group_by})
-        props.update({s: {"type": ["number", "null"]} for s in spec.request_enum(cls.path, "statistics")})
+        statistics = spec.request_enum(cls.path, "statistics")  # type: ignore[misc]
+        props.update({s: {"type": ["number", "null"]} for s in statistics})
         return {"type": "object", "properties": props}
 
     @cached_property
@@ -218,7 +219,7 @@ class MetricAggregateStream(ReportStream):
 
     @cached_property
     @override
-    def partitions(self) -> list[dict[str, Any]]:  # type: ignore[override]
+    def partitions(self) -> list[dict[str, Any]]:
         return [{"query_name": name} for name in self.queries]
 
     @override
@@ -236,7 +237,11 @@ class MetricAggregateStream(ReportStream):
         cursor: str | None = None
         while True:
             body_attributes = {**attributes, **({"page_cursor": cursor} if cursor else {})}
-            doc = self.send(url, method="POST", json_body={"data": {"type": self.report_type, "attributes": body_attributes}})
+            doc = self.send(
+                url,
+                method="POST",
+                json_body={"data": {"type": self.report_type, "attributes": body_attributes}},
+            )
             yield from self.aggregate_rows(str(context["query_name"]), query.get("by") or [], doc)
             cursor = _next_cursor(doc)
             if not cursor:
