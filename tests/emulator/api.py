@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import json
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -27,6 +28,26 @@ from .render import RenderOptions, identifier, render
 from .spec import Operation, ResourceShape, get_spec
 
 _DATETIME_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}T")
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+@functools.lru_cache(maxsize=1)
+def _fast_events_shape() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    op = get_spec().operation("GET", "/api/events")
+    assert op.data is not None
+    return tuple(op.data.attributes), tuple(op.data.relationships)
+
+
+def _fast_events(op: Operation) -> bool:
+    """The hand-built event JSON matches the spec's event shape (else use the generic renderer)."""
+    attrs, rels = _fast_events_shape()
+    return attrs == ("timestamp", "event_properties", "datetime", "uuid") and rels == (
+        "profile",
+        "metric",
+        "attributions",
+    )
+
+
 _MAX_RE = re.compile(r"maximum of (\d+)")
 
 
@@ -148,9 +169,11 @@ class Api:
 
     def __init__(self, data: AccountData) -> None:
         self.data = data
+        self._cache: dict[tuple[Any, ...], str] = {}
 
     # ---- dispatch --------------------------------------------------------------------------------
-    def handle(self, op: Operation, ctx: RequestContext) -> tuple[int, dict[str, Any]]:
+    def handle(self, op: Operation, ctx: RequestContext) -> tuple[int, dict[str, Any] | bytes]:
+        """Status and document (a dict, or bytes already encoded by a fast path)."""
         if op.method == "POST" and (
             op.template in REPORT_TEMPLATES or op.template == "/api/metric-aggregates"
         ):
@@ -389,7 +412,7 @@ class Api:
         return out
 
     # ---- events ----------------------------------------------------------------------------------
-    def events(self, op: Operation, ctx: RequestContext) -> dict[str, Any]:
+    def events(self, op: Operation, ctx: RequestContext) -> dict[str, Any] | bytes:
         store = self.data.events
         query = EventQuery()
         text = ctx.params.get("filter")
@@ -410,6 +433,8 @@ class Api:
                 edge = tuple(int(x) for x in cursor.get("a", cursor.get("b")) or ())
             except (TypeError, ValueError) as exc:
                 raise invalid("Invalid page cursor for this request", parameter="page[cursor]") from exc
+            if len(edge) != 2:
+                raise invalid("Invalid page cursor for this request", parameter="page[cursor]")
             if "a" in cursor:
                 after = (edge[0], edge[1])
             else:
@@ -424,22 +449,54 @@ class Api:
             more_after = len(keys) > size
             keys = keys[:size]
             more_before = after is not None
-        recs = [store.record(idx) for _t, idx in keys]
-        pairs_sort = sort if "sort" in ctx.params else "datetime"
         links: dict[str, Any] = {"self": ctx.url()}
         links["next"] = (
-            ctx.page_url(encode_cursor({"a": list(keys[-1]), "s": pairs_sort}))
-            if keys and more_after
-            else None
+            ctx.page_url(encode_cursor({"a": list(keys[-1]), "s": sort})) if keys and more_after else None
         )
         links["prev"] = (
-            ctx.page_url(encode_cursor({"b": list(keys[0]), "s": pairs_sort}))
-            if keys and more_before
-            else None
+            ctx.page_url(encode_cursor({"b": list(keys[0]), "s": sort})) if keys and more_before else None
         )
+        include = [i for i in ctx.params.get("include", "").split(",") if i]
+        if _fast_events(op) and not any(k.startswith("fields[") for k in ctx.params):
+            base = _dumps(ctx.base)[1:-1]
+            body = ",".join(store.render_json(idx, base, "attributions" in include) for _t, idx in keys)
+            parts = ['{"data":[', body, '],"links":', _dumps(links)]
+            if include:
+                parts += [',"included":[', ",".join(self._event_included(op, ctx, keys, include)), "]"]
+            parts.append("}")
+            return "".join(parts).encode()
+        recs = [store.record(idx) for _t, idx in keys]
         doc = self._document(op, ctx, recs, single=False)
         doc["links"] = links
         return doc
+
+    def _event_included(
+        self, op: Operation, ctx: RequestContext, keys: list[tuple[int, int]], include: list[str]
+    ) -> list[str]:
+        """Included metrics/profiles of an events page as JSON text (rendered once per data version)."""
+        store = self.data.events
+        seen: dict[tuple[str, str], None] = {}
+        for _t, idx in keys:
+            if "metric" in include:
+                seen[("metric", store.metric_ids[store.metric_of(idx)])] = None
+            if "profile" in include:
+                seen[("profile", store.profile_of(idx))] = None
+        opts = RenderOptions(ctx.base, {}, {}, additional_only(), frozenset(), {})
+        out = []
+        for rtype, rid in seen:
+            key = (op.template, rtype, rid, ctx.base, self.data.generation)
+            text = self._cache.get(key)
+            if text is None:
+                rec = self.data.get(rtype, rid)
+                shape = op.included.get(rtype)
+                if rec is None or shape is None:
+                    continue
+                text = _dumps(render(rec, shape, opts, self.data.related_ids))
+                if len(self._cache) > 50_000:
+                    self._cache.clear()
+                self._cache[key] = text
+            out.append(text)
+        return out
 
 
 def _apply_event_condition(query: EventQuery, cond: Condition) -> None:

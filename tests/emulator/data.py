@@ -153,6 +153,7 @@ class AccountData:
         self.seed = seed
         self.spec_size = SIZES[size]
         self.lock = threading.RLock()
+        self.generation = 0  # bumped by every mutation (invalidates rendered-JSON caches)
         self.now = now or datetime.now(UTC)
         self.store: dict[str, dict[str, Rec]] = {}
         # group kind -> group id -> profile id -> joined_group_at (epoch micros, whole seconds)
@@ -249,12 +250,14 @@ class AccountData:
                 raise KeyError(f"unknown metric {metric_id}")
             if profile_id is not None and profile_id not in self.store["profile"]:
                 raise KeyError(f"unknown profile {profile_id}")
+            self.generation += 1
             at = micros(when)
             return [self.events.append(at, metric_id, profile_id) for _ in range(count)]
 
     def add_profile(self, **attrs: Any) -> str:
         """Create a profile now (or at ``created``/``updated`` given as datetimes or strings)."""
         with self.lock:
+            self.generation += 1
             rng = self._rng(f"add-profile-{len(self.store['profile'])}")
             created = _as_micros(attrs.pop("created", None)) or micros(datetime.now(UTC))
             updated = _as_micros(attrs.pop("updated", None)) or created
@@ -272,6 +275,7 @@ class AccountData:
     def touch(self, resource_type: str, rid: str, when: datetime) -> None:
         """Bump ``updated``/``updated_at`` of a record (list, segment, flow, campaign, template, ...)."""
         with self.lock:
+            self.generation += 1
             rec = self.store[resource_type][rid]
             for name in _UPDATED_FIELDS:
                 if name in rec.attrs:
@@ -293,6 +297,7 @@ class AccountData:
 
     def _add_member(self, kind: str, group_id: str, profile_id: str, joined_at: datetime) -> None:
         with self.lock:
+            self.generation += 1
             if group_id not in self.store[kind]:
                 raise KeyError(f"unknown {kind} {group_id}")
             if profile_id not in self.store["profile"]:
@@ -303,6 +308,7 @@ class AccountData:
 
     def _remove_member(self, kind: str, group_id: str, profile_id: str) -> None:
         with self.lock:
+            self.generation += 1
             self.members[kind].get(group_id, {}).pop(profile_id, None)
 
     # ---- generation ------------------------------------------------------------------------------

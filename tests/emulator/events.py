@@ -15,10 +15,10 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import json
 import math
 import random
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 from .records import SECOND, TIMELINE_END, TIMELINE_START, Rec, base62, fmt, micros, mix64, unbase62
 
 PATTERN_LEN = 200
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _ID_STRIDE = 7919
 _ID_WIDTH = 12
 _ID_BASE = 4 * 62**11
@@ -127,10 +128,15 @@ class EventStore:
         self._extra_by_idx: dict[int, _Extra] = {}
         self.next_idx = count
         self.now_micros = now_micros
+        self._tails: dict[tuple[int, ...], str] = {}
 
     # ---- identity --------------------------------------------------------------------------------
-    def event_id(self, idx: int) -> str:
-        return base62(_ID_BASE + idx * _ID_STRIDE + (mix64(idx ^ self.salt) % _ID_STRIDE), _ID_WIDTH)
+    def event_id(self, idx: int, h: int | None = None) -> str:
+        """Event id: fixed-width base-62, increasing with the index (``h`` = ``mix64(idx ^ salt)``)."""
+        if h is None:
+            h = mix64(idx ^ self.salt)
+        # == base62(_ID_BASE + n, 12) while n < 62**11, i.e. for any realistic index; faster on small ints
+        return "4" + base62(idx * _ID_STRIDE + (h % _ID_STRIDE), _ID_WIDTH - 1)
 
     def index_of(self, event_id: str) -> int | None:
         try:
@@ -144,14 +150,15 @@ class EventStore:
             return idx
         return None
 
-    def base_time(self, idx: int) -> int:
+    def base_time(self, idx: int, h: int | None = None) -> int:
         """Datetime (epoch micros) of base event ``idx``: non-decreasing in ``idx``."""
         for start, end in self.clusters:
             if start <= idx < end:
                 idx = start
                 value = self.t0 + ((2 * idx) * self.span) // (2 * self.n)
                 return value - value % SECOND
-        h = mix64(idx ^ self.salt)
+        if h is None:
+            h = mix64(idx ^ self.salt)
         value = self.t0 + ((2 * idx + (h & 1)) * self.span) // (2 * self.n)
         value -= value % SECOND
         if (h >> 8) % 5 == 0:  # some events carry microseconds, as Klaviyo's do
@@ -292,93 +299,135 @@ class EventStore:
         return {self.event_id(i) for i in itertools.chain(range(self.n), extra)}
 
     # ---- materialisation -------------------------------------------------------------------------
+    def _parts(self, idx: int) -> tuple[str, int, int, str, int, dict[str, Any] | None, str]:
+        """(id, datetime micros, metric index, profile id, property hash, stored properties, uuid)."""
+        h = mix64(idx ^ self.salt)
+        h1 = mix64(h)
+        props: dict[str, Any] | None = None
+        if idx < self.n:
+            t = self.base_time(idx, h)
+            metric = self.pattern[idx % PATTERN_LEN]
+            profile = self.profile_ids[(self.pa * idx + self.pb) % self.nprof]
+        else:
+            extra = self._extra_by_idx[idx]
+            t, metric, profile, props = extra.t, extra.metric, extra.profile, extra.props
+        x = (h1 << 64) | (h * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF)
+        x = (x & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x1000 << 64) | (0x8000 << 48)  # RFC 4122 version 1
+        s = f"{x:032x}"
+        event_uuid = f"{s[:8]}-{s[8:12]}-{s[12:16]}-{s[16:20]}-{s[20:]}"
+        return self.event_id(idx, h), t, metric, profile, h1, props, event_uuid
+
     def record(self, idx: int) -> Rec:
         """The event as a record (attributes + relationship ids)."""
-        t = self.time_of(idx)
-        metric = self.metric_of(idx)
-        profile = self.profile_of(idx)
-        extra = self._extra_by_idx.get(idx) if idx >= self.n else None
-        h1 = mix64(idx * 2 + self.salt)
-        props = (
-            extra.props if extra is not None and extra.props is not None else self.properties(idx, metric, h1)
-        )
-        h2 = mix64(idx * 2 + 1 + self.salt)
+        eid, t, metric, profile, h1, props, event_uuid = self._parts(idx)
+        if props is None:
+            props = self.properties(idx, metric, h1)
         attrs = {
             "timestamp": t // SECOND,
             "event_properties": props,
             "datetime": fmt(t, keep_micros=True),
-            "uuid": str(uuid.UUID(int=((h1 << 64) | h2), version=1)),
+            "uuid": event_uuid,
         }
         rels = {"metric": self.metric_ids[metric], "profile": profile, "attributions": []}
-        return Rec("event", self.event_id(idx), attrs, rels)
+        return Rec("event", eid, attrs, rels)
+
+    def render_json(self, idx: int, base: str, attributions: bool) -> str:
+        """The event's JSON:API object as JSON text, built directly (the hot path of big syncs).
+
+        Same output as the generic renderer for the spec's event shape; ``base`` must be JSON-safe.
+        """
+        eid, t, metric, profile, h1, props, event_uuid = self._parts(idx)
+        props_json = self.properties_json(idx, metric, h1) if props is None else _dumps(props)
+        link = f"{base}/api/events/{eid}"
+        data = '"data":[],' if attributions else ""
+        return (
+            f'{{"type":"event","id":"{eid}","attributes":{{"timestamp":{t // SECOND},"event_properties":'
+            f'{props_json},"datetime":"{fmt(t, True)}","uuid":"{event_uuid}"}},"relationships":{{'
+            f'"profile":{{"data":{{"type":"profile","id":"{profile}"}},"links":{{"self":"{link}/relationships/'
+            f'profile/","related":"{link}/profile/"}}}},"metric":{{"data":{{"type":"metric","id":'
+            f'"{self.metric_ids[metric]}"}},"links":{{"self":"{link}/relationships/metric/","related":'
+            f'"{link}/metric/"}}}},"attributions":{{{data}"links":{{"self":"{link}/relationships/attributions/",'
+            f'"related":"{link}/attributions/"}}}}}},"links":{{"self":"{link}/"}}}}'
+        )
 
     def properties(self, idx: int, metric: int, h: int) -> dict[str, Any]:
         """Event properties by metric kind, pointing at real campaigns, flows, lists and products."""
+        value: dict[str, Any] = json.loads(self.properties_json(idx, metric, h))
+        return value
+
+    def properties_json(self, idx: int, metric: int, h: int) -> str:
+        """Event properties as JSON text: a per-event head plus a memoised tail (the hot path of syncs).
+
+        The tail depends only on a few choices (which message, product, list...), so it is built once per
+        combination; only ``$event_id``, ``$value`` and order ids vary per event.
+        """
+        kind = self.metric_defs[metric].kind
+        head = f'{{"$event_id":"{idx}:{h % 100000}"'
+        if kind in ("order", "product", "checkout"):
+            head += f',"$value":{round(5 + (h % 20000) / 100, 2)!r}'
+            if kind != "product":
+                head += f',"OrderId":"#{1000 + idx}"'
+        key = (metric, *_choices(kind, h))
+        tail = self._tails.get(key)
+        if tail is None:
+            tail = self._tail(metric, key[1:])
+            self._tails[key] = tail
+        return head + tail
+
+    def _tail(self, metric: int, choice: tuple[int, ...]) -> str:
         mdef = self.metric_defs[metric]
-        kind = mdef.kind
-        ctx = self.ctx
-        props: dict[str, Any] = {"$event_id": f"{idx}:{h % 100000}"}
+        kind, ctx = mdef.kind, self.ctx
+        props: dict[str, Any] = {}
         if kind in ("email", "sms", "push"):
-            from_flow = (h >> 3) % 3 == 0 and ctx.flow_messages
-            if from_flow:
-                msg, flow, name = ctx.flow_messages[(h >> 5) % len(ctx.flow_messages)]
+            messages = len(ctx.flow_messages) + len(ctx.campaign_messages)
+            pick = choice[0] % messages if messages else 0
+            if pick < len(ctx.flow_messages):
+                msg, flow, name = ctx.flow_messages[pick]
                 props.update({"$message": msg, "$flow": flow, "Message Name": name})
-            elif ctx.campaign_messages:
-                msg, _campaign, name, _channel = ctx.campaign_messages[(h >> 5) % len(ctx.campaign_messages)]
+            elif messages:
+                msg, _campaign, name, _channel = ctx.campaign_messages[pick - len(ctx.flow_messages)]
                 props.update({"$message": msg, "Campaign Name": name, "$flow": ""})
             if kind == "email":
-                props["Subject"] = f"Subject {(h >> 11) % 97}"
-                props["Email Domain"] = ("gmail.com", "yahoo.com", "outlook.com", "example.com")[
-                    (h >> 17) % 4
-                ]
+                props["Subject"] = f"Subject {pick % 97}"
+                props["Email Domain"] = ("gmail.com", "yahoo.com", "outlook.com", "example.com")[choice[1]]
                 if mdef.name == "Clicked Email":
-                    props["URL"] = f"https://shop.example.com/p/{(h >> 21) % 500}"
+                    props["URL"] = f"https://shop.example.com/p/{choice[2] * 61 % 500}"
                 if mdef.name == "Bounced Email":
-                    props["Bounce Type"] = ("hard", "soft")[(h >> 21) % 2]
+                    props["Bounce Type"] = ("hard", "soft")[choice[2] % 2]
             elif kind == "sms":
-                props["Message Body"] = "Hi! Our sale starts today."
-                props["From Number"] = "+15005550006"
-            return props
-        if kind in ("order", "product", "checkout"):
-            value = round(5 + (h % 20000) / 100, 2)
-            props["$value"] = value
+                props.update({"Message Body": "Hi! Our sale starts today.", "From Number": "+15005550006"})
+        elif kind in ("order", "product", "checkout"):
             if ctx.products:
-                pid, title, price = ctx.products[(h >> 7) % len(ctx.products)]
+                pid, title, price = ctx.products[choice[0] % len(ctx.products)]
                 if kind == "product":
                     props.update(
-                        {
-                            "ProductID": pid,
-                            "ProductName": title,
-                            "Price": price,
-                            "Quantity": 1 + (h >> 13) % 3,
-                        }
+                        {"ProductID": pid, "ProductName": title, "Price": price, "Quantity": 1 + choice[1]}
                     )
                 else:
-                    props.update(
-                        {
-                            "OrderId": f"#{1000 + idx}",
-                            "ItemNames": [title],
-                            "Items": [{"ProductID": pid, "Price": price}],
-                        }
-                    )
+                    props.update({"ItemNames": [title], "Items": [{"ProductID": pid, "Price": price}]})
             if kind == "order":
-                props["$extra"] = {
-                    "discount_codes": ["WELCOME10"] if (h >> 19) % 4 == 0 else [],
-                    "source": "web",
-                }
-            return props
-        if kind == "site":
-            props.update({"page": f"https://shop.example.com/{(h >> 9) % 50}", "$is_session_activity": True})
-            return props
-        if kind == "list" and ctx.lists:
-            list_id, name = ctx.lists[(h >> 9) % len(ctx.lists)]
+                codes = ["WELCOME10"] if choice[2] == 0 else []
+                props["$extra"] = {"discount_codes": codes, "source": "web"}
+        elif kind == "site":
+            props.update({"page": f"https://shop.example.com/{choice[0] % 50}", "$is_session_activity": True})
+        elif kind == "list" and ctx.lists:
+            list_id, name = ctx.lists[choice[0] % len(ctx.lists)]
             props.update({"List": name, "$list": list_id})
-            return props
-        if kind == "form" and ctx.forms:
-            props["form_id"] = ctx.forms[(h >> 9) % len(ctx.forms)]
-            return props
-        props["Source"] = "API"
-        return props
+        elif kind == "form" and ctx.forms:
+            props["form_id"] = ctx.forms[choice[0] % len(ctx.forms)]
+        else:
+            props["Source"] = "API"
+        text = _dumps(props)
+        return "," + text[1:] if len(text) > 2 else "}"
+
+
+def _choices(kind: str, h: int) -> tuple[int, ...]:
+    """The few hash-derived choices an event's property tail depends on."""
+    if kind in ("email", "sms", "push"):
+        return ((h >> 5) % 4096, (h >> 17) % 4, (h >> 21) % 8)
+    if kind in ("order", "product", "checkout"):
+        return ((h >> 7) % 4096, (h >> 13) % 3, (h >> 19) % 4)
+    return ((h >> 9) % 4096,)
 
 
 def _progression(lo: int, hi: int, residue: int, step: int, desc: bool) -> Iterator[int]:

@@ -57,13 +57,21 @@ def from_micros(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
+_MINUTES: dict[int, str] = {}
+
+
 def fmt(value: int, keep_micros: bool = False) -> str:
     """Klaviyo's timestamp text: ``2024-05-01T12:00:00+00:00`` (optionally with microseconds)."""
     sec, frac = divmod(value, SECOND)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    minute, second = divmod(sec, 60)
+    prefix = _MINUTES.get(minute)
+    if prefix is None:
+        if len(_MINUTES) > 100_000:
+            _MINUTES.clear()
+        prefix = _MINUTES[minute] = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
     if keep_micros and frac:
-        return f"{text}.{frac:06d}+00:00"
-    return text + "+00:00"
+        return f"{prefix}{second:02d}.{frac:06d}+00:00"
+    return f"{prefix}{second:02d}+00:00"
 
 
 def ulid(at_micros: int, rng: random.Random) -> str:
@@ -81,12 +89,17 @@ def short_id(rng: random.Random, length: int = 6) -> str:
     return "".join(rng.choice(BASE62) for _ in range(length))
 
 
+_PAIRS = [a + b for a in BASE62 for b in BASE62]
+
+
 def base62(number: int, width: int) -> str:
     """Fixed-width base-62: string order equals numeric order (used for event ids)."""
     out = []
-    for _ in range(width):
-        number, rem = divmod(number, 62)
-        out.append(BASE62[rem])
+    for _ in range(width // 2):
+        number, rem = divmod(number, 3844)
+        out.append(_PAIRS[rem])
+    if width % 2:
+        out.append(BASE62[number % 62])
     return "".join(reversed(out))
 
 

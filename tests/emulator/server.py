@@ -407,7 +407,8 @@ class Emulator:
                 err.status, err.code, err.title, err.detail, parameter=err.parameter, pointer=err.pointer
             )
             return _add_limit_headers(reply, decision)
-        return _add_limit_headers(_Reply(status, _dump(doc)), decision)
+        payload = doc if isinstance(doc, bytes) else _dump(doc)
+        return _add_limit_headers(_Reply(status, payload), decision)
 
     def _bucket(
         self, op: Operation, principal: Principal | None, pairs: list[tuple[str, str]]
