@@ -333,10 +333,10 @@ class Emulator:
                 return _error(
                     405, "method_not_allowed", "Method not allowed.", f'Method "{method}" not allowed.'
                 )
-            status, doc = self.auth.token_endpoint(
+            status, token_doc = self.auth.token_endpoint(
                 lower.get("authorization"), lower.get("content-type", ""), body or ""
             )
-            return _Reply(status, _dump(doc), "application/json")
+            return _Reply(status, _dump(token_doc), "application/json")
         spec = get_spec()
         match = spec.match(method, path)
         if match is None:
