@@ -814,6 +814,17 @@ class AccountData:
                 )
                 campaign.rels["campaign-messages"].append(mid)
                 self._campaign_messages.append((mid, cid, name, channel))
+        # The oldest live campaign of each channel was edited last, so the API's default order (by id,
+        # i.e. creation) is never the updated_at order: a sorted-stream assertion must not rely on it.
+        for channel in channels:
+            live = sorted(
+                r
+                for r in self.store["campaign"].values()
+                if r.extra["channel"] == channel and not r.attrs["archived"]
+            )
+            if len(live) > 1:
+                latest = max(micros(datetime.fromisoformat(r.attrs["updated_at"])) for r in live)
+                live[0].attrs["updated_at"] = fmt(min(latest + 3600 * SECOND, self.t1 - SECOND))
 
     def _build_tags(self) -> None:
         rng = self._rng("tags")

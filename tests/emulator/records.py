@@ -44,6 +44,9 @@ class Rec:
     def __repr__(self) -> str:
         return f"Rec({self.type}:{self.id})"
 
+    def __lt__(self, other: Rec) -> bool:
+        return (self.type, self.id) < (other.type, other.id)
+
 
 def micros(value: datetime) -> int:
     """Epoch microseconds of an aware datetime (naive = UTC)."""
