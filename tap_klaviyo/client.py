@@ -7,6 +7,8 @@ record shape (attributes lifted to the top level, `id`, `<relationship>_id`, UTC
 
 from __future__ import annotations
 
+import copy
+import json
 import random
 import re
 import threading
@@ -14,7 +16,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
@@ -23,7 +25,7 @@ import msgspec
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
-from singer_sdk.helpers._typing import TypeConformanceLevel
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
 from tap_klaviyo import spec
@@ -145,7 +147,7 @@ class KlaviyoStream(RESTStream[Any]):
     def __init__(self, tap: TapKlaviyo, **kwargs: Any) -> None:
         self.template = spec_template(self.path)
         self.endpoint = spec.endpoint(self.template, self.method)
-        super().__init__(tap, schema=self.schema_source(), **kwargs)  # type: ignore[arg-type]
+        super().__init__(tap, schema=copy.deepcopy(self.schema_source()), **kwargs)
         self.klaviyo: TapKlaviyo = tap
         self.stats = RunStats()
         self.denied = False
@@ -166,9 +168,9 @@ class KlaviyoStream(RESTStream[Any]):
         return bool(self.replication_key and self.sort_value == self.replication_key)
 
     @classmethod
-    def schema_source(cls) -> Path | dict[str, Any]:
-        """The generated schema file (custom streams build theirs at start-up)."""
-        return SCHEMAS_DIR / f"{cls.name}.json"  # type: ignore[misc]
+    def schema_source(cls) -> dict[str, Any]:
+        """The generated schema (custom streams build theirs at start-up)."""
+        return _load_schema(cls.name)  # type: ignore[misc]
 
     def has_bookmark(self, context: Mapping[str, Any] | None) -> bool:
         """A previous run left a bookmark here (not just a start_date)."""
@@ -638,10 +640,21 @@ class KlaviyoStream(RESTStream[Any]):
 
     @override
     def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Any = None) -> None:
-        """A future-dated record never moves the bookmark past the time the run started."""
+        """Bookmarks only move forward, and never past the time the run started (future-dated records).
+
+        Records re-read behind the bookmark (lookback, the second a strict filter steps back) leave it alone.
+        """
         key = self.replication_key
-        if key and (latest_record.get(key) or "") > self.klaviyo.run_started_iso:
-            latest_record = {**latest_record, key: self.klaviyo.run_started_iso}
+        if key:
+            value = latest_record.get(key)
+            if value is None:
+                return
+            if value > self.klaviyo.run_started_iso:
+                latest_record = {**latest_record, key: self.klaviyo.run_started_iso}
+            elif self.is_sorted:
+                current = self.get_context_state(context).get("replication_key_value")
+                if current is not None and value < current:
+                    return
         super()._increment_stream_state(latest_record, context=context)
 
 
@@ -683,6 +696,12 @@ class DerivedStream(SideloadedStream):
     @override
     def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         return row
+
+
+@cache
+def _load_schema(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((SCHEMAS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return loaded
 
 
 def _key(context: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:

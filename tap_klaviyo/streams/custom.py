@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 from typing_extensions import override
@@ -26,7 +25,7 @@ class CustomStream(KlaviyoStream):
 
     @classmethod
     @override
-    def schema_source(cls) -> Path | dict[str, Any]:
+    def schema_source(cls) -> dict[str, Any]:
         return cls.build_schema()
 
     @override
