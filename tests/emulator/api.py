@@ -481,10 +481,12 @@ class Api:
                 seen[("metric", store.metric_ids[store.metric_of(idx)])] = None
             if "profile" in include:
                 seen[("profile", store.profile_of(idx))] = None
-        opts = RenderOptions(ctx.base, {}, {}, additional_only(), frozenset(), {})
+        full = self._options(ctx)
+        opts = RenderOptions(ctx.base, full.fields, full.additional, additional_only(), frozenset(), {})
         out = []
         for rtype, rid in seen:
-            key = (op.template, rtype, rid, ctx.base, self.data.generation)
+            sparse = tuple(sorted(full.fields.get(rtype, ()))), tuple(sorted(full.additional.get(rtype, ())))
+            key = (op.template, rtype, rid, ctx.base, self.data.generation, sparse)
             text = self._cache.get(key)
             if text is None:
                 rec = self.data.get(rtype, rid)

@@ -220,7 +220,7 @@ class EventStore:
         residues = []
         for pid in profile_ids:
             k = self.profile_index.get(pid)
-            if k is not None:
+            if k is not None and k < self.nprof:  # profiles added later have no base events
                 residues.append((self.pa_inv * (k - self.pb)) % self.nprof if self.nprof > 1 else 0)
         return sorted(residues)
 

@@ -109,6 +109,13 @@ class FaultPlan:
                 return None
             return kinds[self._rng.randrange(len(kinds))]
 
+    def jitter(self, spread: float) -> float:
+        """A uniform offset in [-spread, spread] from the seeded source (latency jitter)."""
+        if spread <= 0:
+            return 0.0
+        with self._lock:
+            return self._rng.uniform(-spread, spread)
+
     def chance(self, rate: float) -> bool:
         if rate <= 0:
             return False

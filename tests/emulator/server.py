@@ -249,10 +249,7 @@ class Emulator:
             _redact_body(path, body_text),
         )
         cfg = self.config
-        delay = cfg.latency_ms
-        if cfg.latency_jitter_ms:
-            with self.faults._lock:
-                delay += self.faults._rng.uniform(-cfg.latency_jitter_ms, cfg.latency_jitter_ms)
+        delay = cfg.latency_ms + self.faults.jitter(cfg.latency_jitter_ms)
         if delay > 0:
             self.wait(delay / 1000)
         match = get_spec().match(method, path)
@@ -562,7 +559,22 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else None
         headers = {k: v for k, v in self.headers.items()}
-        reply, entry = emulator.process(self.command, self.path, headers, body)
+        try:
+            reply, entry = emulator.process(self.command, self.path, headers, body)
+        except Exception as exc:  # an emulator bug: answer 500 so the client sees it, and log it
+            reply = _error(500, "error", "A server error occurred.", f"Emulator error: {exc!r}")
+            reply.fault = "emulator-error"
+            split = urllib.parse.urlsplit(self.path)
+            entry = RequestLogEntry(
+                time.monotonic(),
+                self.command,
+                split.path,
+                None,
+                urllib.parse.parse_qsl(split.query),
+                split.query,
+                _redact_headers(headers),
+                None,
+            )
         entry.status = reply.status
         entry.fault = reply.fault
         emulator.requests.append(entry)
