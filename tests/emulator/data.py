@@ -708,6 +708,12 @@ class AccountData:
                     m_name = f"{name} - {channel} {j}.{m}"
                     m_def = fake_value(spec, {"$ref": f"#/components/schemas/{variant}"}, f"fm{mid}", 2)
                     m_def.update(name=m_name, id=mid)
+                    if channel == "email":
+                        m_def.update(
+                            SENDER, subject_line=f"{name}: step {j}.{m}", preview_text="We saved your cart"
+                        )
+                    else:
+                        m_def["body"] = f"{name}: step {j}.{m}. Reply STOP to opt out."
                     template = (
                         self._template_ids[(i + j + m) % len(self._template_ids)]
                         if channel == "email"
@@ -728,9 +734,6 @@ class AccountData:
 
     def _build_campaigns(self) -> None:
         rng = self._rng("campaigns")
-        spec = get_spec()
-        cm = spec.operation("GET", "/api/campaigns/{id}/campaign-messages").data
-        assert cm is not None
         self._campaign_messages: list[tuple[str, str, str, str]] = []
         channels = ["email", "sms", "mobile_push"]
         n = self.spec_size.campaigns
@@ -785,12 +788,8 @@ class AccountData:
             )
             for m in range(2 if channel == "email" and i % 4 == 1 else 1):
                 mid = ulid(created + m, rng)
-                key = {"email": "email", "sms": "sms", "mobile_push": "mobile_push"}[channel]
-                definition = _variant(cm.attributes["definition"], "channel", key, f"cm{mid}")
-                if isinstance(definition, dict):
-                    definition["label"] = f"{name} {'AB'[m]}" if "label" in definition else None
-                    if definition.get("label") is None:
-                        definition.pop("label", None)
+                label = f"{name} {'AB'[m]}"
+                definition, content = _message_definition(channel, label, i + m)
                 m_attrs = dict(default_attributes("campaign-message"))
                 m_attrs.update(
                     definition=definition,
@@ -798,7 +797,8 @@ class AccountData:
                     created_at=fmt(created),
                     updated_at=fmt(updated),
                     channel=channel,
-                    label=f"{name} {'AB'[m]}",
+                    label=label,
+                    content=content,
                 )
                 template = (
                     self._template_ids[(i + m) % len(self._template_ids)] if channel == "email" else None
@@ -1110,6 +1110,45 @@ def _variant(schema: dict[str, Any], key: str | None, value: str | None, seed_ke
                     out[key] = value
                 return out
     return fake_value(spec, options[0], seed_key, 2)
+
+
+SENDER = {"from_email": "hello@emulated-outfitters.example", "from_label": "Emulated Outfitters"}
+
+
+def _message_definition(channel: str, label: str, k: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A campaign message's ``definition`` (and legacy ``content``) for its channel, with real text."""
+    if channel == "email":
+        content = {
+            "subject": f"{label}: {10 + k % 40}% off this week",
+            "preview_text": "New arrivals inside",
+            **SENDER,
+            "reply_to_email": None,
+            "cc_email": None,
+            "bcc_email": None,
+        }
+        return {"channel": "email", "label": label, "content": content}, content
+    if channel == "sms":
+        content = {"body": f"{label}: {10 + k % 40}% off today. Reply STOP to opt out.", "media_url": None}
+        options = {
+            "shorten_links": True,
+            "add_org_prefix": True,
+            "add_info_link": True,
+            "add_opt_out_language": k % 2 == 0,
+        }
+        return {"channel": "sms", "content": content, "render_options": options}, content
+    content = {
+        "title": label,
+        "body": f"{10 + k % 40}% off in the app today",
+        "dynamic_image": None,
+        "action_buttons": None,
+    }
+    return {
+        "channel": "mobile_push",
+        "notification_type": "standard",
+        "content": content,
+        "kv_pairs": None,
+        "options": None,
+    }, content
 
 
 def _attrs(rtype: str, values: dict[str, Any]) -> dict[str, Any]:
