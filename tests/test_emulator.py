@@ -450,11 +450,8 @@ def test_oauth_refresh_rotation_and_expiry(emu):
         )
 
     bad = refresh("rt1", "Basic " + base64.b64encode(b"cid:wrong").decode())
-    assert bad.status_code == 401 and bad.json() == {
-        "error": "invalid_client",
-        **{k: v for k, v in bad.json().items() if k != "error"},
-    }
-    assert refresh("nope").status_code == 400 and refresh("nope").json()["error"] == "invalid_grant"
+    assert bad.status_code == 401 and bad.json() == {"error": "invalid_client"}
+    assert refresh("nope").status_code == 400 and refresh("nope").json() == {"error": "invalid_grant"}
     tok = refresh("rt1")
     assert tok.status_code == 200
     body = tok.json()

@@ -106,22 +106,16 @@ class AuthRegistry:
         """``POST /oauth/token`` (refresh_token grant): status and JSON body."""
         client = self._client_from_basic(authorization)
         if client is None:
-            return 401, {"error": "invalid_client", "error_description": "Client authentication failed."}
+            return 401, {"error": "invalid_client"}
         if "application/x-www-form-urlencoded" not in (content_type or ""):
-            return 400, {"error": "invalid_grant_type", "error_description": "Body must be form-encoded."}
+            return 400, {"error": "invalid_grant_type"}
         form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
         if form.get("grant_type") != "refresh_token":
-            return 400, {
-                "error": "unsupported_grant_type",
-                "error_description": "Only refresh_token is supported.",
-            }
+            return 400, {"error": "unsupported_grant_type"}
         refresh = form.get("refresh_token", "")
         with self._lock:
             if self.refresh_tokens.get(refresh) != client.client_id:
-                return 400, {
-                    "error": "invalid_grant",
-                    "error_description": "The refresh token is invalid because it is expired or revoked.",
-                }
+                return 400, {"error": "invalid_grant"}  # unknown, revoked, or already rotated away
             access = "kat_" + secrets.token_urlsafe(24)
             self.access_tokens[access] = _Token(
                 client.client_id, self._clock() + client.expires_in, client.scopes
