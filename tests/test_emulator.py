@@ -240,9 +240,7 @@ def test_sort_really_sorts_with_ties_by_id(emu, session):
     keys = [(datetime.fromisoformat(p["attributes"]["updated"]), p["id"]) for p in rows]
     assert keys == sorted(keys)
     # without sort, campaigns are not ordered by updated_at
-    camps = session.get(
-        emu.base_url + "/api/campaigns", params={"filter": "equals(messages.channel,'email')"}
-    )
+    camps = session.get(emu.base_url + "/api/campaigns", params={"filter": "equals(messages.channel,'email')"})
     updated = [c["attributes"]["updated_at"] for c in camps.json()["data"]]
     assert updated != sorted(updated, key=datetime.fromisoformat)
     camps = session.get(
@@ -395,9 +393,7 @@ def test_validate_request_is_pure_and_matches_the_server(emu):
     get(emu, "/api/profiles", {"page[size]": "101"})
     assert emu.requests, "requests are logged"
     for entry in emu.requests:
-        problems = validate_request(
-            entry.method, entry.path, entry.query, {**entry.headers, **HEADERS}, entry.body
-        )
+        problems = validate_request(entry.method, entry.path, entry.query, {**entry.headers, **HEADERS}, entry.body)
         assert (entry.status == 200) == (not problems), (entry, problems)
         assert entry.template in ("/api/lists", "/api/profiles")
         assert entry.headers["Authorization"] == "Klaviyo-API-Key ***"
@@ -636,16 +632,13 @@ def test_filters_really_filter(emu, session):
     r = session.get(
         emu.base_url + "/api/profiles",
         params={
-            "filter": "greater-than(subscriptions.email.marketing.suppression.timestamp,"
-            "2020-01-01T00:00:00Z)",
+            "filter": "greater-than(subscriptions.email.marketing.suppression.timestamp,2020-01-01T00:00:00Z)",
             "additional-fields[profile]": "subscriptions",
             "page[size]": "100",
         },
     )
     suppressed = r.json()["data"]
-    assert suppressed and all(
-        p["attributes"]["subscriptions"]["email"]["marketing"]["suppression"] for p in suppressed
-    )
+    assert suppressed and all(p["attributes"]["subscriptions"]["email"]["marketing"]["suppression"] for p in suppressed)
     r = session.get(
         emu.base_url + "/api/profiles",
         params={"filter": "equals(subscriptions.email.marketing.list_suppressions.reason,'USER_SUPPRESSED')"},
@@ -655,13 +648,9 @@ def test_filters_really_filter(emu, session):
     archived, _ = walk(emu, "/api/flows", {"filter": "equals(archived,true)"})
     assert flows and archived and not set(flows) & set(archived)
     assert set(flows) | set(archived) == data.expected_ids("flow")
-    lists = session.get(
-        emu.base_url + "/api/lists", params={"filter": "greater-than(updated,2025-06-01T00:00:00Z)"}
-    )
+    lists = session.get(emu.base_url + "/api/lists", params={"filter": "greater-than(updated,2025-06-01T00:00:00Z)"})
     for item in lists.json()["data"]:
-        assert datetime.fromisoformat(item["attributes"]["updated"]) > datetime(
-            2025, 6, 1, tzinfo=timezone.utc
-        )
+        assert datetime.fromisoformat(item["attributes"]["updated"]) > datetime(2025, 6, 1, tzinfo=timezone.utc)
     for channel in ("email", "sms", "mobile_push"):
         got, _ = walk(emu, "/api/campaigns", {"filter": f"equals(messages.channel,'{channel}')"})
         assert set(got) == data.campaigns_by_channel(channel, archived=False)
@@ -703,9 +692,7 @@ def test_hard_cases_exist(emu, session):
     ids, pages = walk(emu, f"/api/lists/{big}/profiles", {"page[size]": "100", "sort": "joined_group_at"})
     assert pages == 2 and set(ids) == set(data.list_members(big))
     # profiles sharing `updated` across the 100-profile page boundary (sort=updated)
-    ordered = sorted(
-        data.records("profile"), key=lambda p: (datetime.fromisoformat(p.attrs["updated"]), p.id)
-    )
+    ordered = sorted(data.records("profile"), key=lambda p: (datetime.fromisoformat(p.attrs["updated"]), p.id))
     assert ordered[99].attrs["updated"] == ordered[100].attrs["updated"]
     # mixed-type custom properties
     kinds = {type(p.attrs["properties"].get("lifetime_score")).__name__ for p in data.records("profile")}
@@ -720,10 +707,7 @@ def test_mutation_helpers(emu):
     ids, _ = walk(
         emu,
         "/api/events",
-        {
-            "filter": "greater-or-equal(datetime,2024-02-02T00:00:00Z),"
-            "less-than(datetime,2024-02-03T00:00:00Z)"
-        },
+        {"filter": "greater-or-equal(datetime,2024-02-02T00:00:00Z),less-than(datetime,2024-02-03T00:00:00Z)"},
     )
     assert set(late) <= set(ids)
     pid = data.add_profile(email="new.person@example.com")
@@ -733,9 +717,7 @@ def test_mutation_helpers(emu):
     assert pid in [p["id"] for p in r.json()["data"]]
     lid = data.records("list")[1].id
     data.add_list_member(lid, pid, datetime(2026, 10, 30, tzinfo=timezone.utc))
-    r = get(
-        emu, f"/api/lists/{lid}/profiles", {"filter": "greater-than(joined_group_at,2026-10-29T00:00:00Z)"}
-    )
+    r = get(emu, f"/api/lists/{lid}/profiles", {"filter": "greater-than(joined_group_at,2026-10-29T00:00:00Z)"})
     joined = {p["id"]: p["attributes"]["joined_group_at"] for p in r.json()["data"]}
     assert joined[pid] == "2026-10-30T00:00:00+00:00"
     data.remove_list_member(lid, pid)
@@ -766,9 +748,7 @@ def test_large_account_is_lazy_and_fast():
         assert r.status_code == 200 and len(r.json()["data"]) == 1000
         assert time.perf_counter() - started < 0.5
         r2 = requests.get(r.json()["links"]["next"], headers=HEADERS, timeout=10)
-        assert (
-            r2.json()["data"][0]["attributes"]["datetime"] >= r.json()["data"][-1]["attributes"]["datetime"]
-        )
+        assert r2.json()["data"][0]["attributes"]["datetime"] >= r.json()["data"][-1]["attributes"]["datetime"]
 
 
 # ---- reports -------------------------------------------------------------------------------------
@@ -880,9 +860,7 @@ def test_report_daily_cap_when_scaled():
             }
         }
         codes = [
-            requests.post(
-                emu.base_url + "/api/segment-values-reports", json=body, headers=HEADERS, timeout=10
-            )
+            requests.post(emu.base_url + "/api/segment-values-reports", json=body, headers=HEADERS, timeout=10)
             for _ in range(2)
         ]
         assert codes[0].status_code == 200 and codes[1].status_code == 429

@@ -14,9 +14,7 @@ from .server import Emulator, EmulatorConfig
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.emulator", description="Offline Klaviyo API emulator"
-    )
+    parser = argparse.ArgumentParser(prog="python -m tests.emulator", description="Offline Klaviyo API emulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--size", default="demo", choices=sorted(SIZES))

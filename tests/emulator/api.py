@@ -98,9 +98,7 @@ class RequestContext:
         if pairs is None:
             query = self.raw_query
         else:
-            query = "&".join(
-                f"{urllib.parse.quote(k, safe='')}={urllib.parse.quote(v, safe='')}" for k, v in pairs
-            )
+            query = "&".join(f"{urllib.parse.quote(k, safe='')}={urllib.parse.quote(v, safe='')}" for k, v in pairs)
         return f"{self.base}{path}" + (f"?{query}" if query else "")
 
     def page_url(self, cursor: str) -> str:
@@ -174,9 +172,7 @@ class Api:
     # ---- dispatch --------------------------------------------------------------------------------
     def handle(self, op: Operation, ctx: RequestContext) -> tuple[int, dict[str, Any] | bytes]:
         """Status and document (a dict, or bytes already encoded by a fast path)."""
-        if op.method == "POST" and (
-            op.template in REPORT_TEMPLATES or op.template == "/api/metric-aggregates"
-        ):
+        if op.method == "POST" and (op.template in REPORT_TEMPLATES or op.template == "/api/metric-aggregates"):
             from .reports import run_report
 
             return 200, run_report(self.data, op, ctx)
@@ -203,9 +199,7 @@ class Api:
             return 200, self.related(op, ctx, parts)
 
     # ---- shapes of answers -----------------------------------------------------------------------
-    def _options(
-        self, ctx: RequestContext, dynamic: Mapping[str, Callable[[Rec], Any]] | None = None
-    ) -> RenderOptions:
+    def _options(self, ctx: RequestContext, dynamic: Mapping[str, Callable[[Rec], Any]] | None = None) -> RenderOptions:
         fields: dict[str, set[str]] = {}
         additional: dict[str, set[str]] = {}
         for name, value in ctx.params.items():
@@ -306,10 +300,8 @@ class Api:
         if paginated:
             size = int(ctx.params.get("page[size]") or fixed_page_size(op))
             start, end = self._window(keys, size, desc, ctx.params.get("page[cursor]"), sort)
-            if desc:
-                page_idx = list(range(len(keys) - 1 - start, len(keys) - 1 - end, -1))
-            else:
-                page_idx = list(range(start, end))
+            last = len(keys) - 1
+            page_idx = list(range(last - start, last - end, -1)) if desc else list(range(start, end))
             page = [ordered[i] for i in page_idx]
             links["next"] = (
                 ctx.page_url(encode_cursor({"a": list(keys[page_idx[-1]]), "s": sort}))
@@ -450,12 +442,8 @@ class Api:
             keys = keys[:size]
             more_before = after is not None
         links: dict[str, Any] = {"self": ctx.url()}
-        links["next"] = (
-            ctx.page_url(encode_cursor({"a": list(keys[-1]), "s": sort})) if keys and more_after else None
-        )
-        links["prev"] = (
-            ctx.page_url(encode_cursor({"b": list(keys[0]), "s": sort})) if keys and more_before else None
-        )
+        links["next"] = ctx.page_url(encode_cursor({"a": list(keys[-1]), "s": sort})) if keys and more_after else None
+        links["prev"] = ctx.page_url(encode_cursor({"b": list(keys[0]), "s": sort})) if keys and more_before else None
         include = [i for i in ctx.params.get("include", "").split(",") if i]
         if _fast_events(op) and not any(k.startswith("fields[") for k in ctx.params):
             base = _dumps(ctx.base)[1:-1]

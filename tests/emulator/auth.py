@@ -100,9 +100,7 @@ class AuthRegistry:
                     return Principal("oauth", token.client_id, token.scopes, f"oauth:{token.client_id}")
         return AuthFailure("authentication_failed")
 
-    def token_endpoint(
-        self, authorization: str | None, content_type: str, body: str
-    ) -> tuple[int, dict[str, Any]]:
+    def token_endpoint(self, authorization: str | None, content_type: str, body: str) -> tuple[int, dict[str, Any]]:
         """``POST /oauth/token`` (refresh_token grant): status and JSON body."""
         client = self._client_from_basic(authorization)
         if client is None:
@@ -117,9 +115,7 @@ class AuthRegistry:
             if self.refresh_tokens.get(refresh) != client.client_id:
                 return 400, {"error": "invalid_grant"}  # unknown, revoked, or already rotated away
             access = "kat_" + secrets.token_urlsafe(24)
-            self.access_tokens[access] = _Token(
-                client.client_id, self._clock() + client.expires_in, client.scopes
-            )
+            self.access_tokens[access] = _Token(client.client_id, self._clock() + client.expires_in, client.scopes)
             new_refresh = refresh
             if client.rotate:
                 del self.refresh_tokens[refresh]

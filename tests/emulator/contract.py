@@ -115,17 +115,13 @@ def revision_problem(value: str | None, op: Operation | None = None) -> Problem 
         return Problem("The revision header is required (format: YYYY-MM-DD[.suffix]).", parameter="revision")
     m = _REVISION_RE.match(value.strip())
     if not m:
-        return Problem(
-            f"Invalid revision '{value}': expected format YYYY-MM-DD[.suffix].", parameter="revision"
-        )
+        return Problem(f"Invalid revision '{value}': expected format YYYY-MM-DD[.suffix].", parameter="revision")
     try:
         when = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
         return Problem(f"Invalid revision '{value}': not a date.", parameter="revision")
     if when > date.fromisoformat(REVISION):
-        return Problem(
-            f"Invalid revision '{value}': newer than the latest revision {REVISION}.", parameter="revision"
-        )
+        return Problem(f"Invalid revision '{value}': newer than the latest revision {REVISION}.", parameter="revision")
     if when < date.fromisoformat(FIRST_REVISION):
         return Problem(
             f"Invalid revision '{value}': older than the first revision {FIRST_REVISION}.",
@@ -161,11 +157,7 @@ def query_problems(op: Operation, pairs: Sequence[tuple[str, str]]) -> list[Prob
         fields = {c.field for c in conditions(cached_filter(values["filter"]))}
         needed = REQUIRED_FILTER_FIELDS[op.template]
         if not fields & set(needed):
-            out.append(
-                Problem(
-                    f"A filter on {' or '.join(needed)} is required for this endpoint", parameter="filter"
-                )
-            )
+            out.append(Problem(f"A filter on {' or '.join(needed)} is required for this endpoint", parameter="filter"))
     return out
 
 
@@ -206,8 +198,7 @@ def _param_problems(op: Operation, name: str, value: str) -> list[Problem]:
         if bad:
             return [
                 Problem(
-                    f"'{bad[0]}' is not a valid value for {name}; "
-                    f"expected one of {', '.join(sorted(allowed))}",
+                    f"'{bad[0]}' is not a valid value for {name}; expected one of {', '.join(sorted(allowed))}",
                     parameter=name,
                 )
             ]
@@ -321,9 +312,7 @@ def _report_problems(op: Operation, attrs: dict[str, Any]) -> list[Problem]:
         if end <= start:
             out.append(Problem("timeframe end must be after start", pointer="/data/attributes/timeframe"))
         elif end - start > timedelta(days=366):
-            out.append(
-                Problem("timeframe may not be longer than one year", pointer="/data/attributes/timeframe")
-            )
+            out.append(Problem("timeframe may not be longer than one year", pointer="/data/attributes/timeframe"))
         interval = attrs.get("interval")
         limit = INTERVAL_MAX_DAYS.get(str(interval))
         if limit is not None and end - start > timedelta(days=limit):
@@ -344,9 +333,7 @@ def _report_problems(op: Operation, attrs: dict[str, Any]) -> list[Problem]:
                 needed += [g.strip() for g in prereq.group(2).split(",")]
         missing = [g for g in needed if g and g not in group_by]
         if missing:
-            out.append(
-                Problem(f"group_by must include {', '.join(missing)}", pointer="/data/attributes/group_by")
-            )
+            out.append(Problem(f"group_by must include {', '.join(missing)}", pointer="/data/attributes/group_by"))
     text = attrs.get("filter")
     if text:
         rules = report_filter_rules(op.template)
@@ -379,9 +366,7 @@ def _request_attributes(op: Operation) -> dict[str, dict[str, Any]]:
 @functools.lru_cache(maxsize=16)
 def report_filter_rules(template: str) -> dict[str, FilterRule]:
     """Allowed report filter fields/operators, parsed from the ``filter`` attribute's description."""
-    desc = str(
-        _request_attributes(get_spec().operation("POST", template)).get("filter", {}).get("description", "")
-    )
+    desc = str(_request_attributes(get_spec().operation("POST", template)).get("filter", {}).get("description", ""))
     rules: dict[str, FilterRule] = {}
     for m in re.finditer(r"attributes \(([^)]*)\): Supported operators: ([\w\-, ]+)\.", desc):
         ops = frozenset(o.strip() for o in m.group(2).split(","))
@@ -422,8 +407,7 @@ def _aggregate_problems(attrs: dict[str, Any]) -> list[Problem]:
     if "greater-or-equal" not in ops or "less-than" not in ops:
         out.append(
             Problem(
-                "filter must include a time range: greater-or-equal(datetime,...) and "
-                "less-than(datetime,...)",
+                "filter must include a time range: greater-or-equal(datetime,...) and less-than(datetime,...)",
                 pointer=pointer,
             )
         )

@@ -302,9 +302,7 @@ class AccountData:
                 raise KeyError(f"unknown {kind} {group_id}")
             if profile_id not in self.store["profile"]:
                 raise KeyError(f"unknown profile {profile_id}")
-            self.members[kind].setdefault(group_id, {})[profile_id] = (
-                micros(joined_at) - micros(joined_at) % SECOND
-            )
+            self.members[kind].setdefault(group_id, {})[profile_id] = micros(joined_at) - micros(joined_at) % SECOND
 
     def _remove_member(self, kind: str, group_id: str, profile_id: str) -> None:
         with self.lock:
@@ -361,9 +359,7 @@ class AccountData:
         self.account_id = aid
         self._put(Rec("account", aid, attrs))
 
-    def _stamp(
-        self, rng: random.Random, lo: int | None = None, hi: int | None = None, micro: bool = False
-    ) -> int:
+    def _stamp(self, rng: random.Random, lo: int | None = None, hi: int | None = None, micro: bool = False) -> int:
         lo = self.t0 if lo is None else lo
         hi = self.t1 if hi is None else hi
         value = rng.randrange(lo, max(lo + 1, hi))
@@ -392,9 +388,7 @@ class AccountData:
         if k % 9 == 0:
             props = {}
         attrs = {
-            "email": f"{first.lower()}.{last.lower().replace(chr(39), '')}.{k}@example.com"
-            if k % 17
-            else None,
+            "email": f"{first.lower()}.{last.lower().replace(chr(39), '')}.{k}@example.com" if k % 17 else None,
             "phone_number": f"+1617555{k % 10000:04d}" if has_phone else None,
             "external_id": f"cust-{k:06d}" if k % 2 == 0 else None,
             "first_name": first,
@@ -439,9 +433,7 @@ class AccountData:
         suppression: list[dict[str, str]] = []
         list_suppressions: list[dict[str, str]] = []
         if k % 10 == 3:
-            suppression.append(
-                {"reason": SUPPRESSION_REASONS[k % 5], "timestamp": fmt(created + (k % 200 + 1) * DAY)}
-            )
+            suppression.append({"reason": SUPPRESSION_REASONS[k % 5], "timestamp": fmt(created + (k % 200 + 1) * DAY)})
         if k % 12 == 5 and self._list_ids:
             list_suppressions.append(
                 {
@@ -663,9 +655,9 @@ class AccountData:
             )
             flow = self._put(Rec("flow", fid, attrs, {"flow-actions": [], "tags": []}))
             if trigger == "Metric":
-                self.store["metric"][self._metric_ids[(i * 5) % len(self._metric_ids)]].rels[
-                    "flow-triggers"
-                ].append(fid)
+                self.store["metric"][self._metric_ids[(i * 5) % len(self._metric_ids)]].rels["flow-triggers"].append(
+                    fid
+                )
             if trigger == "Added to List" and self._list_ids:
                 self.store["list"][self._list_ids[i % len(self._list_ids)]].rels["flow-triggers"].append(fid)
             kinds = [
@@ -709,16 +701,10 @@ class AccountData:
                     m_def = fake_value(spec, {"$ref": f"#/components/schemas/{variant}"}, f"fm{mid}", 2)
                     m_def.update(name=m_name, id=mid)
                     if channel == "email":
-                        m_def.update(
-                            SENDER, subject_line=f"{name}: step {j}.{m}", preview_text="We saved your cart"
-                        )
+                        m_def.update(SENDER, subject_line=f"{name}: step {j}.{m}", preview_text="We saved your cart")
                     else:
                         m_def["body"] = f"{name}: step {j}.{m}. Reply STOP to opt out."
-                    template = (
-                        self._template_ids[(i + j + m) % len(self._template_ids)]
-                        if channel == "email"
-                        else None
-                    )
+                    template = self._template_ids[(i + j + m) % len(self._template_ids)] if channel == "email" else None
                     if "template_id" in m_def:
                         m_def["template_id"] = template
                     m_attrs = {
@@ -739,9 +725,7 @@ class AccountData:
         n = self.spec_size.campaigns
         images = list(self.store.get("image", {}))
         for i in range(n):
-            channel = (
-                channels[i] if i < 3 else ("email", "email", "email", "sms", "mobile_push")[rng.randrange(5)]
-            )
+            channel = channels[i] if i < 3 else ("email", "email", "email", "sms", "mobile_push")[rng.randrange(5)]
             created = self._stamp(rng, self.t0, self.t1 - 60 * DAY)
             updated = min(created + rng.randrange(0, 300 * DAY), self.t1 - DAY)
             status = CAMPAIGN_STATUSES[i % len(CAMPAIGN_STATUSES)]
@@ -783,9 +767,7 @@ class AccountData:
             campaign = self._put(
                 Rec("campaign", cid, attrs, {"campaign-messages": [], "tags": []}, {"channel": channel})
             )
-            self._put(
-                Rec("campaign-recipient-estimation", cid, {"estimated_recipient_count": 50 + (i * 97) % 5000})
-            )
+            self._put(Rec("campaign-recipient-estimation", cid, {"estimated_recipient_count": 50 + (i * 97) % 5000}))
             for m in range(2 if channel == "email" and i % 4 == 1 else 1):
                 mid = ulid(created + m, rng)
                 label = f"{name} {'AB'[m]}"
@@ -800,9 +782,7 @@ class AccountData:
                     label=label,
                     content=content,
                 )
-                template = (
-                    self._template_ids[(i + m) % len(self._template_ids)] if channel == "email" else None
-                )
+                template = self._template_ids[(i + m) % len(self._template_ids)] if channel == "email" else None
                 image = images[i % len(images)] if channel != "email" and images and i % 2 == 0 else None
                 self._put(
                     Rec(
@@ -818,9 +798,7 @@ class AccountData:
         # i.e. creation) is never the updated_at order: a sorted-stream assertion must not rely on it.
         for channel in channels:
             live = sorted(
-                r
-                for r in self.store["campaign"].values()
-                if r.extra["channel"] == channel and not r.attrs["archived"]
+                r for r in self.store["campaign"].values() if r.extra["channel"] == channel and not r.attrs["archived"]
             )
             if len(live) > 1:
                 latest = max(micros(datetime.fromisoformat(r.attrs["updated_at"])) for r in live)
@@ -831,14 +809,10 @@ class AccountData:
         groups = []
         for g, (name, exclusive) in enumerate([("Default", False), ("Season", True), ("Team", False)]):
             gid = str(rng.randrange(1_000_000, 9_999_999))
-            self._put(
-                Rec("tag-group", gid, {"name": name, "exclusive": exclusive, "default": g == 0}, {"tags": []})
-            )
+            self._put(Rec("tag-group", gid, {"name": name, "exclusive": exclusive, "default": g == 0}, {"tags": []}))
             groups.append(gid)
         tags = []
-        for t, name in enumerate(
-            ["Promo", "Newsletter", "Spring", "Holiday", "Ops", "Growth", "Retention", "VIP"]
-        ):
+        for t, name in enumerate(["Promo", "Newsletter", "Spring", "Holiday", "Ops", "Growth", "Retention", "VIP"]):
             tid = str(_uuid_from(rng))
             group = groups[t % len(groups)]
             self._put(Rec("tag", tid, {"name": name}, {"tag-group": group}))
@@ -859,15 +833,11 @@ class AccountData:
         ctx.flow_messages = self._flow_messages
         ctx.lists = [(lid, self.store["list"][lid].attrs["name"]) for lid in self._list_ids]
         ctx.forms = list(self.store.get("form", {}))
-        ctx.products = [
-            (r.id, r.attrs["title"], r.attrs["price"]) for r in self.store.get("catalog-item", {}).values()
-        ]
+        ctx.products = [(r.id, r.attrs["title"], r.attrs["price"]) for r in self.store.get("catalog-item", {}).values()]
         # Three future-dated events (Klaviyo accepts timestamps ahead of now), after the fixed timeline.
         future = micros(self.now + timedelta(days=30))
         future -= future % SECOND
-        self._future_ids = [
-            self.events.append(future + k * 3600 * SECOND, self._metric_ids[k]) for k in range(3)
-        ]
+        self._future_ids = [self.events.append(future + k * 3600 * SECOND, self._metric_ids[k]) for k in range(3)]
         # last_event_date of each profile from its last base event.
         store = self.events
         for k, pid in enumerate(self._profile_order):

@@ -65,9 +65,7 @@ class _Extra:
 class Context:
     """Ids of the rest of the account, used to make event properties point at real things."""
 
-    campaign_messages: list[tuple[str, str, str, str]] = field(
-        default_factory=list
-    )  # (msg, campaign, name, ch)
+    campaign_messages: list[tuple[str, str, str, str]] = field(default_factory=list)  # (msg, campaign, name, ch)
     flow_messages: list[tuple[str, str, str]] = field(default_factory=list)  # (message id, flow id, name)
     lists: list[tuple[str, str]] = field(default_factory=list)
     forms: list[str] = field(default_factory=list)
@@ -400,9 +398,7 @@ class EventStore:
             if ctx.products:
                 pid, title, price = ctx.products[choice[0] % len(ctx.products)]
                 if kind == "product":
-                    props.update(
-                        {"ProductID": pid, "ProductName": title, "Price": price, "Quantity": 1 + choice[1]}
-                    )
+                    props.update({"ProductID": pid, "ProductName": title, "Price": price, "Quantity": 1 + choice[1]})
                 else:
                     props.update({"ItemNames": [title], "Items": [{"ProductID": pid, "Price": price}]})
             if kind == "order":

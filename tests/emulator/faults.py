@@ -75,9 +75,7 @@ class FaultPlan:
         self._rng = random.Random(f"faults:{seed}")
         self._forced: list[_Forced] = []
 
-    def force(
-        self, path_prefix: str, responses: Iterable[ForcedResponse], method: str | None = "GET"
-    ) -> None:
+    def force(self, path_prefix: str, responses: Iterable[ForcedResponse], method: str | None = "GET") -> None:
         with self._lock:
             prefix = path_prefix.rstrip("/") or "/"
             self._forced.append(_Forced(prefix, method.upper() if method else None, deque(responses)))

@@ -28,9 +28,7 @@ VALUE_OPS = (
     "ends-with",
     *COMPARISONS,
 )
-_DATETIME_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"
-)
+_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
 _NUMBER_RE = re.compile(r"^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$")
 _BARE_RE = re.compile(r"[^,()\[\]\s'\"]+")
 
@@ -242,9 +240,7 @@ def bool_ops(node: Node) -> set[str]:
     return out
 
 
-def check_filter(
-    node: Node, rules: dict[str, FilterRule], allowed_bool: Iterable[str] = ("and",)
-) -> list[str]:
+def check_filter(node: Node, rules: dict[str, FilterRule], allowed_bool: Iterable[str] = ("and",)) -> list[str]:
     """Errors for fields/operators/values the endpoint does not allow (empty = fine)."""
     errors: list[str] = []
     for op in sorted(bool_ops(node) - set(allowed_bool)):
@@ -255,9 +251,7 @@ def check_filter(
             errors.append(f"Invalid filter provided: '{cond.field}' is not a valid field for this endpoint")
             continue
         if cond.op not in rule.operators:
-            errors.append(
-                f"Invalid filter provided: operator '{cond.op}' is not supported for field '{cond.field}'"
-            )
+            errors.append(f"Invalid filter provided: operator '{cond.op}' is not supported for field '{cond.field}'")
             continue
         errors.extend(_check_value(cond, rule))
     return errors

@@ -75,9 +75,7 @@ def render(
             if rel.to_many:
                 if name in include and related is not None:
                     ids = related(rec, name) or []
-                    entry["data"] = [
-                        {"type": rel.target, "id": i} for i in (ids if isinstance(ids, list) else [ids])
-                    ]
+                    entry["data"] = [{"type": rel.target, "id": i} for i in (ids if isinstance(ids, list) else [ids])]
             else:
                 target = rec.rels.get(name)
                 if target is None and related is not None:

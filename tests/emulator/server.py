@@ -132,9 +132,7 @@ def _error(status: int, code: str, title: str, detail: str, **kw: Any) -> _Reply
 def throttled_reply(retry_after: int, include_header: bool) -> _Reply:
     unit = "second" if retry_after == 1 else "seconds"
     detail = f"Request was throttled. Expected available in {retry_after} {unit}."
-    reply = _error(
-        429, "throttled", "Request was throttled.", detail, pointer="/data", links={"type": THROTTLE_DOCS}
-    )
+    reply = _error(429, "throttled", "Request was throttled.", detail, pointer="/data", links={"type": THROTTLE_DOCS})
     if include_header:
         reply.headers["Retry-After"] = str(retry_after)
     return reply
@@ -299,9 +297,7 @@ class Emulator:
             reply = throttled_reply(forced.retry_after or 1, forced.retry_after is not None)
         elif forced.body is None and forced.status >= 400:
             code, title, detail = (
-                server_error(forced.status)
-                if forced.status >= 500
-                else ("invalid", "Invalid input.", "Forced error.")
+                server_error(forced.status) if forced.status >= 500 else ("invalid", "Invalid input.", "Forced error.")
             )
             reply = _error(forced.status, code, title, detail)
         elif isinstance(forced.body, (bytes, str)):
@@ -327,9 +323,7 @@ class Emulator:
         norm = path.rstrip("/") or "/"
         if norm == "/oauth/token":
             if method != "POST":
-                return _error(
-                    405, "method_not_allowed", "Method not allowed.", f'Method "{method}" not allowed.'
-                )
+                return _error(405, "method_not_allowed", "Method not allowed.", f'Method "{method}" not allowed.')
             status, token_doc = self.auth.token_endpoint(
                 lower.get("authorization"), lower.get("content-type", ""), body or ""
             )
@@ -338,9 +332,7 @@ class Emulator:
         match = spec.match(method, path)
         if match is None:
             if spec.path_known(path):
-                return _error(
-                    405, "method_not_allowed", "Method not allowed.", f'Method "{method}" not allowed.'
-                )
+                return _error(405, "method_not_allowed", "Method not allowed.", f'Method "{method}" not allowed.')
             return _error(404, "not_found", "Not found.", f"The path {path} was not found.")
         op, path_params = match
         principal: Principal | None = None
@@ -400,9 +392,7 @@ class Emulator:
         try:
             status, doc = self.api.handle(op, ctx)
         except ApiError as err:
-            reply = _error(
-                err.status, err.code, err.title, err.detail, parameter=err.parameter, pointer=err.pointer
-            )
+            reply = _error(err.status, err.code, err.title, err.detail, parameter=err.parameter, pointer=err.pointer)
             return _add_limit_headers(reply, decision)
         payload = doc if isinstance(doc, bytes) else _dump(doc)
         return _add_limit_headers(_Reply(status, payload), decision)
@@ -477,9 +467,7 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
-    def __init__(
-        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], emulator: Emulator
-    ) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], emulator: Emulator) -> None:
         self.emulator = emulator
         self._conn_lock = threading.Lock()
         self._connections: set[socket.socket] = set()
