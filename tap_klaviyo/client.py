@@ -48,6 +48,8 @@ SCHEMAS_DIR = Path(__file__).parent / "schemas"
 
 #: Transient failures: retried with jittered exponential backoff, at most this many attempts.
 MAX_ATTEMPTS = 6
+#: ...and give up on them once this long has passed since the first try (a dead API fails within 2 min).
+MAX_RETRY_ELAPSED_S = 100.0
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 30.0
 #: 429s: keep waiting while each Retry-After is at most this, and their sum at most the total.
@@ -215,6 +217,11 @@ class KlaviyoStream(RESTStream[Any]):
 
     @property
     @override
+    def timeout(self) -> int:
+        return int(self.config.get("request_timeout") or 30)
+
+    @property
+    @override
     def requests_session(self) -> requests.Session:
         return self.klaviyo.session
 
@@ -332,6 +339,7 @@ class KlaviyoStream(RESTStream[Any]):
         failures = 0
         throttled_s = 0.0
         reauthenticated = False
+        first_try = time.monotonic()
         while True:
             limiter.acquire()
             self.klaviyo.authenticator(prepared)
@@ -359,7 +367,8 @@ class KlaviyoStream(RESTStream[Any]):
                 reauthenticated = True
             except (RetriableAPIError, requests.RequestException, ValueError) as exc:
                 failures += 1
-                if failures >= MAX_ATTEMPTS:
+                wait = self._backoff(failures)
+                if failures >= MAX_ATTEMPTS or time.monotonic() - first_try + wait > MAX_RETRY_ELAPSED_S:
                     msg = (
                         f"{self.name}: {method} {template} failed {failures} times in a row; last error: "
                         f"{self._describe(exc)}. Klaviyo or the network is unavailable: run again later "
@@ -367,7 +376,6 @@ class KlaviyoStream(RESTStream[Any]):
                     )
                     raise FatalAPIError(redact(msg, self.klaviyo.secrets)) from None
                 self.stats.add(retries=1)
-                wait = self._backoff(failures)
                 self.logger.warning(
                     "%s: %s %s: %s; retry %d of %d in %.1f s",
                     self.name,
@@ -470,61 +478,65 @@ class KlaviyoStream(RESTStream[Any]):
                 yield from self.resources(doc)
 
     def fetch(self, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
-        """The documents of one stream or partition, time windows fetched in parallel, in order.
+        """The documents of one stream or partition.
 
-        Query building reads state, so it happens here, on the calling (main) thread.
+        Query building reads state, so it happens here, on the calling (main) thread. A windowed stream
+        reads its first page; if there is more, the rest of the range is split into time windows fetched
+        in parallel and handed back in order.
         """
         url = self.get_url(dict(context) if context else None)
         start = self.start_bound(context)
-        bounds = self.windows(context, start) if self.windowed and self.concurrency > 1 else [(start, None)]
-        strict = (
-            bool(self.replication_key)
-            and self.endpoint.lower_bound_operator(self.filter_field or str(self.replication_key)) == "greater-than"
-        )
-        producers = [
-            partial(self._window_pages, url, self.query(context, lower, upper), lower if i and strict else None)
-            for i, (lower, upper) in enumerate(bounds)
-        ]
-        return ordered(producers, ahead=self.concurrency)
+        first = self.query(context, start, None)
+        if not (self.windowed and self.concurrency > 1 and self.replication_key):
+            return self.pages(url, first)
+        return self._windowed_pages(url, context, first)
 
-    def _window_pages(self, url: str, params: dict[str, str], floor: datetime | None) -> Iterator[dict[str, Any]]:
-        """Pages of one window; a strict-only filter re-reads the second below the window: drop it."""
-        floor_iso = utc_iso(floor) if floor is not None else None
-        field = self.replication_key
+    def _windowed_pages(
+        self, url: str, context: Mapping[str, Any] | None, first_query: dict[str, str]
+    ) -> Iterator[dict[str, Any]]:
+        key = str(self.replication_key)
+        doc = self.send(url, first_query)
+        yield doc
+        data = doc.get("data") or []
+        if not (doc.get("links") or {}).get("next") or not data:
+            return
+        last = normalize_timestamp((data[-1].get("attributes") or {}).get(key))
+        seen_at_last = {r.get("id") for r in data if normalize_timestamp((r.get("attributes") or {}).get(key)) == last}
+        lower = datetime.fromisoformat(last)
+        stop = min(self.klaviyo.run_started, self.klaviyo.end_date or self.klaviyo.run_started)
+        count = self.concurrency * 2
+        if stop - lower > timedelta(minutes=count):
+            step = (stop - lower) / count
+            edges: list[datetime | None] = [lower + step * i for i in range(count)]
+        else:
+            edges = [lower]
+        bounds = list(zip(edges, [*edges[1:], None], strict=True))
+        producers = [
+            partial(self._window_pages, url, self.query(context, lo, hi), lo, seen_at_last if i == 0 else set())
+            for i, (lo, hi) in enumerate(bounds)
+        ]
+        yield from ordered(producers, ahead=self.concurrency)
+
+    def _window_pages(
+        self, url: str, params: dict[str, str], floor: datetime | None, already: set[Any]
+    ) -> Iterator[dict[str, Any]]:
+        """Pages of one window, less what falls below it (a strict filter steps back a second) and the
+        records tied with the first page's last value that the first page already had."""
+        floor_iso = utc_iso(floor) if floor is not None else ""
+        key = str(self.replication_key)
         for doc in self.pages(url, params):
-            if floor_iso and field and isinstance(doc.get("data"), list):
+            data = doc.get("data")
+            if isinstance(data, list):
                 doc["data"] = [
                     r
-                    for r in doc["data"]
-                    if normalize_timestamp((r.get("attributes") or {}).get(field) or floor_iso) >= floor_iso
+                    for r in data
+                    if r.get("id") not in already
+                    and normalize_timestamp((r.get("attributes") or {}).get(key) or floor_iso) >= floor_iso
                 ]
             yield doc
 
     #: Split the replication range into time windows fetched in parallel (a cursor cannot be).
     windowed: ClassVar[bool] = False
-
-    def windows(
-        self, context: Mapping[str, Any] | None, start: datetime | None
-    ) -> list[tuple[datetime | None, datetime | None]]:
-        """Equal time windows from `start` (or the oldest record) to the run's start; the last is open."""
-        if start is None:
-            start = self.oldest(context)
-        stop = min(self.klaviyo.run_started, self.klaviyo.end_date or self.klaviyo.run_started)
-        count = self.concurrency * 2
-        if start is None or stop - start < timedelta(minutes=count):
-            return [(start, None)]
-        step = (stop - start) / count
-        edges = [start + step * i for i in range(count)] + [None]
-        return [(edges[i], edges[i + 1]) for i in range(count)]
-
-    def oldest(self, context: Mapping[str, Any] | None) -> datetime | None:
-        """The oldest record's replication value: one request, so windows start where the data does."""
-        params = self.query(context, page_size=1)
-        params.pop("include", None)
-        doc = self.send(self.get_url(dict(context) if context else None), params)
-        data = doc.get("data") or []
-        value = (data[0].get("attributes") or {}).get(self.replication_key or "") if data else None
-        return datetime.fromisoformat(normalize_timestamp(value)) if value else None
 
     def announce_partitions(self, contexts: Iterable[Mapping[str, Any]]) -> None:
         """Start fetching partitions or children before the SDK asks for them, at most `concurrency` at once."""

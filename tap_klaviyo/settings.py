@@ -113,8 +113,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.NumberType,
         default=30,
         title="Report history (days)",
-        description="Days of reports read on the first run when start_date is older or unset (each day of a "
-        "values report is one request of Klaviyo's 225 a day).",
+        description="Days of reports read on the first run when start_date is unset (each day of a values "
+        "report is one request of Klaviyo's 225 a day; a spent budget resumes on the next run).",
     ),
     th.Property(
         "report_lookback_days",
@@ -186,7 +186,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "request_timeout",
         th.IntegerType,
-        default=60,
+        default=30,
         title="Request timeout",
         description="Seconds to wait for one HTTP response before retrying.",
     ),
@@ -267,7 +267,7 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
         value = config.get(name)
         if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)):
             errors.append(f"{name} must be a list of non-empty strings")
-    timeout = config.get("request_timeout", 60)
+    timeout = config.get("request_timeout", 30)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         errors.append(f"request_timeout {timeout!r} must be a positive number of seconds")
     return errors

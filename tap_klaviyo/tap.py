@@ -76,7 +76,7 @@ class TapKlaviyo(Tap):
             client_id=str(self.config["client_id"]),
             client_secret=str(self.config["client_secret"]),
             refresh_token=str(self.config["refresh_token"]),
-            timeout=float(self.config.get("request_timeout") or 60),
+            timeout=float(self.config.get("request_timeout") or 30),
         )
 
     @cached_property

@@ -39,5 +39,17 @@ def full_sync(emulator: Emulator) -> tuple[Any, list[Any]]:
     from tests.harness import run_tap
 
     emulator.clear_log()
-    result = run_tap(config_for(emulator))
+    config = config_for(
+        emulator,
+        report_history_days=1,
+        metric_aggregate_queries=[
+            {
+                "name": "daily_orders",
+                "metric_id": emulator.account.metric_id("Placed Order"),
+                "measurements": ["count", "sum_value", "unique"],
+                "interval": "day",
+            }
+        ],
+    )
+    result = run_tap(config)
     return result, list(emulator.requests)

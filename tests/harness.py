@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -61,9 +62,17 @@ def run_tap(
     """One sync in this process (fast), stdout and stderr captured."""
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     err = io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        tap = TapKlaviyo(config=config, state=state, catalog=catalog)
-        tap.sync_all()
+    # The SDK's log handlers keep the stderr they were created with: listen on the root logger too.
+    handler = logging.StreamHandler(err)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            tap = TapKlaviyo(config=config, state=state, catalog=catalog)
+            tap.sync_all()
+    finally:
+        root.removeHandler(handler)
     out.seek(0)
     return SyncResult.parse(out.read(), err.getvalue())
 

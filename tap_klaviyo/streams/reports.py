@@ -52,14 +52,14 @@ class ReportStream(KlaviyoStream):
         return spec.request_enum(self.path, "statistics")
 
     def days(self, context: Mapping[str, Any] | None) -> tuple[datetime, datetime]:
-        """From the bookmark less the lookback (or start_date, or report_history_days ago) to tomorrow."""
+        """From the bookmark less the lookback (else start_date, else report_history_days ago) to tomorrow."""
         today = _midnight(self.klaviyo.run_started)
         bookmark = self.get_starting_timestamp(context)
         history = today - timedelta(days=float(self.config.get("report_history_days") or 30))
         if bookmark is not None and self.has_bookmark(context):
             start = _midnight(bookmark) - timedelta(days=float(self.config.get("report_lookback_days") or 0))
         else:
-            start = max(_midnight(bookmark), history) if bookmark is not None else history
+            start = _midnight(bookmark) if bookmark is not None else history
         end = today + DAY
         if self.klaviyo.end_date is not None:
             end = min(end, _midnight(self.klaviyo.end_date))
