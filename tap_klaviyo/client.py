@@ -504,8 +504,8 @@ class KlaviyoStream(RESTStream[Any]):
         seen_at_last = {r.get("id") for r in data if normalize_timestamp((r.get("attributes") or {}).get(key)) == last}
         lower = datetime.fromisoformat(last)
         stop = min(self.klaviyo.run_started, self.klaviyo.end_date or self.klaviyo.run_started)
-        count = self.concurrency * 2
-        if stop - lower > timedelta(minutes=count):
+        count = self.window_count(data, lower, stop)
+        if count > 1 and stop - lower > timedelta(minutes=count):
             step = (stop - lower) / count
             edges: list[datetime | None] = [lower + step * i for i in range(count)]
         else:
@@ -516,6 +516,17 @@ class KlaviyoStream(RESTStream[Any]):
             for i, (lo, hi) in enumerate(bounds)
         ]
         yield from ordered(producers, ahead=self.concurrency)
+
+    def window_count(self, first_page: list[dict[str, Any]], lower: datetime, stop: datetime) -> int:
+        """As many windows as the remaining pages are likely to need (from the first page's density), up to
+        twice the concurrency: small ranges stay one cursor, big ones fan out."""
+        key = str(self.replication_key)
+        oldest = normalize_timestamp((first_page[0].get("attributes") or {}).get(key))
+        covered = (lower - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0.0
+        if covered <= 0:
+            return self.concurrency * 2
+        expected_pages = len(first_page) / covered * max((stop - lower).total_seconds(), 0.0) / len(first_page)
+        return max(1, min(self.concurrency * 2, int(expected_pages) + 1))
 
     def _window_pages(
         self, url: str, params: dict[str, str], floor: datetime | None, already: set[Any]
@@ -544,10 +555,16 @@ class KlaviyoStream(RESTStream[Any]):
             return
         for context in contexts:
             frozen = dict(context)
+            if not self.wants(frozen):
+                continue
             if self.replication_key:
                 self._write_starting_replication_value(frozen)
             documents = self.fetch(frozen)  # queries are built here, on the main thread
             self._prefetch.announce(_key(frozen), partial(iter, documents))
+
+    def wants(self, context: Mapping[str, Any]) -> bool:
+        """Whether this child has anything to fetch for that parent (prefetch asks first)."""
+        return True
 
     def announce_descendants(self, resources: list[dict[str, Any]]) -> None:
         """A page of parents is known: start fetching their children (and grandchildren) now."""

@@ -51,5 +51,8 @@ def full_sync(emulator: Emulator) -> tuple[Any, list[Any]]:
             }
         ],
     )
-    result = run_tap(config)
+    from tests.harness import select_only
+
+    all_streams = {entry["tap_stream_id"] for entry in select_only(config, set())["streams"]}
+    result = run_tap(config, catalog=select_only(config, all_streams))
     return result, list(emulator.requests)

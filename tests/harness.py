@@ -47,8 +47,8 @@ class SyncResult:
         return result
 
     @property
-    def state(self) -> dict[str, Any] | None:
-        return self.states[-1] if self.states else None
+    def state(self) -> dict[str, Any]:
+        return self.states[-1] if self.states else {}
 
     def counts(self) -> dict[str, int]:
         return {name: len(rows) for name, rows in sorted(self.records.items())}

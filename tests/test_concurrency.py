@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -18,7 +19,7 @@ def slow_range(start: int, stop: int, delay: float) -> Iterator[int]:
 
 
 def test_ordered_keeps_order_and_overlaps_work() -> None:
-    producers = [lambda i=i: slow_range(i * 10, i * 10 + 10, 0.01) for i in range(8)]
+    producers = [partial(slow_range, i * 10, i * 10 + 10, 0.01) for i in range(8)]
     started = time.monotonic()
     values = list(ordered(producers, ahead=8))
     elapsed = time.monotonic() - started
@@ -40,7 +41,7 @@ def test_ordered_sequential_when_ahead_is_one() -> None:
         with lock:
             current[0] -= 1
 
-    assert list(ordered([lambda i=i: producer(i) for i in range(5)], ahead=1)) == [0, 1, 2, 3, 4]
+    assert list(ordered([partial(producer, i) for i in range(5)], ahead=1)) == [0, 1, 2, 3, 4]
     assert max(active) == 1
 
 
@@ -59,7 +60,7 @@ def test_errors_surface_at_their_place() -> None:
 def test_prefetch_claims_in_any_order_and_bounds_running_jobs() -> None:
     prefetch: Prefetch[int] = Prefetch(ahead=2)
     for key in range(5):
-        prefetch.announce(key, lambda key=key: iter([key, key]))
+        prefetch.announce(key, partial(list, [key, key]))
     assert list(prefetch.claim(3) or []) == [3, 3]
     assert list(prefetch.claim(0) or []) == [0, 0]
     assert prefetch.claim(99) is None

@@ -9,7 +9,7 @@ import pytest
 
 from tap_klaviyo.streams import STREAM_TYPES
 
-ALL_STREAMS = sorted(cls.name for cls in STREAM_TYPES)
+ALL_STREAMS = sorted(cls.name for cls in STREAM_TYPES)  # type: ignore[misc]
 
 # Stream -> the emulator's resource type whose ids the stream must emit, all of them.
 ID_STREAMS = {

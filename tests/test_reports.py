@@ -26,9 +26,7 @@ def test_values_reports_respect_limits_and_rows_are_stable(tmp_path: Path) -> No
     # Klaviyo's real limits on the server: the tap must pace itself and never see a 429.
     with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=1.0)) as emu:
         day = campaign_send_day(emu)
-        config = config_for(
-            emu, start_date=day.isoformat(), end_date=(day + timedelta(days=3)).isoformat()
-        )
+        config = config_for(emu, start_date=day.isoformat(), end_date=(day + timedelta(days=3)).isoformat())
         catalog = select_only(config, {"campaign_values_report"})
         first = run_tap(config, catalog=catalog)
         posts = [e for e in emu.requests if e.template == "/api/campaign-values-reports"]
@@ -53,7 +51,7 @@ def test_values_reports_respect_limits_and_rows_are_stable(tmp_path: Path) -> No
 def test_daily_cap_stops_only_the_report(fresh_emulator: Emulator) -> None:
     day = campaign_send_day(fresh_emulator)
     config = config_for(fresh_emulator, start_date=day.isoformat(), end_date=(day + timedelta(days=2)).isoformat())
-    catalog = select_only(config, {"flow_values_report", "template"})
+    catalog = select_only(config, {"flow_values_report", "metric"})
     fresh_emulator.force(
         path_prefix="/api/flow-values-reports",
         responses=[ForcedResponse(status=429, retry_after=6 * 3600)],
@@ -62,7 +60,7 @@ def test_daily_cap_stops_only_the_report(fresh_emulator: Emulator) -> None:
     result = run_tap(config, catalog=catalog)
     assert "flow_values_report stopped early" in result.stderr
     assert "Run again later" in result.stderr or "resets" in result.stderr
-    assert {r["id"] for r in result.records["template"]} == fresh_emulator.account.expected_ids("template")
+    assert {r["id"] for r in result.records["metric"]} == fresh_emulator.account.expected_ids("metric")
 
 
 def test_metric_aggregate_rows(fresh_emulator: Emulator) -> None:
@@ -81,4 +79,5 @@ def test_metric_aggregate_rows(fresh_emulator: Emulator) -> None:
     assert rows and all(r["query_name"] == "orders_by_day" for r in rows)
     assert all("2026-10-01" <= r["date"][:10] < "2026-10-15" for r in rows)
     body = next(e.body for e in fresh_emulator.requests if e.template == "/api/metric-aggregates")
+    assert body is not None
     assert "greater-or-equal(datetime,2026-10-01" in body and "less-than(datetime,2026-10-15" in body

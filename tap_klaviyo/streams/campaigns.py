@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from typing_extensions import override
@@ -43,7 +43,11 @@ class CampaignMessageStream(SideloadedStream):
 
     @override
     def get_child_context(self, record: dict[str, Any], context: Mapping[str, Any] | None) -> dict[str, Any]:
-        return {"campaign_message_id": record["id"], "campaign_id": record.get("campaign_id")}
+        return {
+            "campaign_message_id": record["id"],
+            "campaign_id": record.get("campaign_id"),
+            "template_id": record.get("template_id"),
+        }
 
 
 class CampaignMessageTemplateStream(KlaviyoStream):
@@ -51,10 +55,21 @@ class CampaignMessageTemplateStream(KlaviyoStream):
 
     name = "campaign_message_template"
     path = "/api/campaign-messages/{campaign_message_id}/template"
+    primary_keys = ("campaign_message_id",)
     parent_stream_type = CampaignMessageStream
     state_partitioning_keys = ()
     context_columns = ("campaign_message_id",)
     skip_not_found = True
+
+    @override
+    def wants(self, context: Mapping[str, Any]) -> bool:
+        # SMS and push messages have no template: asking would only earn a 404.
+        return bool(context.get("template_id"))
+
+    @override
+    def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        if context and self.wants(context):
+            yield from super().request_records(context)
 
 
 class CampaignMessageSendTimeStream(DerivedStream):

@@ -747,7 +747,14 @@ class AccountData:
                 tracking_options=(
                     {
                         "add_tracking_params": i % 2 == 0,
-                        "custom_tracking_params": None,
+                        "custom_tracking_params": (
+                            [
+                                {"type": "static", "value": "klaviyo", "name": "utm_source"},
+                                {"type": "dynamic", "value": "campaign_name", "name": "utm_campaign"},
+                            ]
+                            if i % 2 == 0
+                            else None
+                        ),
                         "is_tracking_clicks": True,
                         "is_tracking_opens": channel == "email",
                     }

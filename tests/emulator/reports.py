@@ -275,8 +275,8 @@ def _rows(data: AccountData, kind: str, attrs: dict[str, Any], start: datetime, 
                     "group_name": None,
                     "tag_name": [data.store["tag"][t].attrs["name"] for t in campaign.rels.get("tags", [])],
                 }
-                # A campaign's numbers arrive over the three days after its send.
-                rows.append((values, _Daily(msg_id, sent, sent + 3 * DAY, 4000)))
+                # A campaign's numbers keep arriving after its send (late opens, attributed orders).
+                rows.append((values, _Daily(msg_id, sent, max(sent + 3 * DAY, micros(data.now)), 4000)))
     elif kind == "flow":
         group_by = attrs.get("group_by") or ["flow_id", "flow_message_id", "send_channel"]
         for message in data.records("flow-message"):
