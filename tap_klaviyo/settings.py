@@ -17,6 +17,7 @@ DEFAULT_API_URL = "https://a.klaviyo.com"
 _REVISION = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.[A-Za-z0-9_-]+)?$")
 SECRET_SETTINGS = ("api_key", "client_secret", "refresh_token")
 OAUTH_SETTINGS = ("client_id", "client_secret", "refresh_token")
+SERIES_REPORTS = ("flow_series_report", "segment_series_report", "form_series_report")
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
@@ -122,6 +123,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=3,
         title="Report lookback (days)",
         description="Days of reports re-read behind the bookmark, for late attribution.",
+    ),
+    th.Property(
+        "series_reports",
+        th.ArrayType(th.StringType),
+        title="Series reports",
+        description="Opt-in series report streams to read: any of flow_series_report, segment_series_report, "
+        "form_series_report.",
     ),
     th.Property(
         "metric_aggregate_queries",
@@ -267,6 +275,10 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
         value = config.get(name)
         if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)):
             errors.append(f"{name} must be a list of non-empty strings")
+    series = config.get("series_reports") or []
+    unknown = [name for name in series if name not in SERIES_REPORTS] if isinstance(series, list) else [series]
+    if unknown:
+        errors.append(f"series_reports names unknown streams {unknown}: choose from {', '.join(SERIES_REPORTS)}")
     timeout = config.get("request_timeout", 30)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         errors.append(f"request_timeout {timeout!r} must be a positive number of seconds")

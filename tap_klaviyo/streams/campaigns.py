@@ -19,6 +19,8 @@ class CampaignStream(KlaviyoStream):
     name = "campaign"
     path = "/api/campaigns"
     replication_key = "updated_at"
+    #: Klaviyo answers per channel; the record says which (`email`, `sms`, `mobile_push`).
+    context_columns = ("channel",)
     sideloads = {"campaign-messages": "campaign_messages"}
     partitions = [{"channel": c, "archived": a} for c in CHANNELS for a in (False, True)]
 

@@ -128,9 +128,15 @@ class ReportStream(KlaviyoStream):
 
 
 class SeriesReportStream(ReportStream):
-    """Daily series: up to 60 days a request, one row per (day, grouping)."""
+    """Daily series: up to 60 days a request, one row per (day, grouping). Opt-in (`series_reports`):
+    they spend the same 225-a-day report budget as the values reports."""
 
     slice_days = 60
+
+    @override
+    def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        if self.name in (self.config.get("series_reports") or []):
+            yield from super().request_records(context)
 
     @override
     def rows(self, doc: dict[str, Any], day: datetime) -> Iterator[dict[str, Any]]:
@@ -166,7 +172,6 @@ class FlowSeriesReportStream(SeriesReportStream):
     path = "/api/flow-series-reports"
     report_type = "flow-series-report"
     group_by = ("flow_id", "flow_message_id", "send_channel")
-    selected_by_default = False
 
 
 class SegmentSeriesReportStream(SeriesReportStream):
@@ -176,7 +181,6 @@ class SegmentSeriesReportStream(SeriesReportStream):
     report_type = "segment-series-report"
     group_by = ("segment_id",)
     needs_conversion_metric = False
-    selected_by_default = False
 
 
 class FormSeriesReportStream(SeriesReportStream):
@@ -186,7 +190,6 @@ class FormSeriesReportStream(SeriesReportStream):
     report_type = "form-series-report"
     group_by = ("form_id", "form_version_id")
     needs_conversion_metric = False
-    selected_by_default = False
 
 
 class MetricAggregateStream(ReportStream):

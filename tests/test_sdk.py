@@ -1,0 +1,31 @@
+"""The Singer SDK's standard tap tests, against the emulated account."""
+
+from __future__ import annotations
+
+import atexit
+
+from singer_sdk.testing import SuiteConfig, get_tap_test_class
+
+from tap_klaviyo.tap import TapKlaviyo
+from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
+
+# The SDK builds its test class at import time, so the account is served from import time too.
+_EMULATOR = Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0))
+_EMULATOR.start()
+atexit.register(_EMULATOR.stop)
+
+SDK_CONFIG = {
+    "api_key": DEMO_API_KEY,
+    "api_url": _EMULATOR.base_url,
+    "report_history_days": 1,
+    "series_reports": ["flow_series_report", "segment_series_report", "form_series_report"],
+    "metric_aggregate_queries": [
+        {"name": "orders", "metric_id": _EMULATOR.account.metric_id("Placed Order"), "measurements": ["count"]}
+    ],
+}
+
+TestTapKlaviyo = get_tap_test_class(
+    TapKlaviyo,
+    config=SDK_CONFIG,
+    suite_config=SuiteConfig(max_records_limit=None),
+)
