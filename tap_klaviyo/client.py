@@ -469,6 +469,8 @@ class KlaviyoStream(RESTStream[Any]):
 
     @override
     def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        if self.denied:
+            return
         with self.tolerated_errors(context):
             if context and not self._announced and self.partitions:
                 self._announced = True
@@ -592,8 +594,6 @@ class KlaviyoStream(RESTStream[Any]):
     @contextmanager
     def tolerated_errors(self, context: Mapping[str, Any] | None) -> Iterator[None]:
         """Errors that end a stream or partition with a warning instead of failing the run."""
-        if self.denied:
-            return
         try:
             yield
         except KlaviyoPermissionError as exc:

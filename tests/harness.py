@@ -111,3 +111,44 @@ def run_cli(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_")}
     full_env.update(env or {})
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT, check=False)
+
+
+# Stream -> the emulator's resource type whose ids the stream must emit, all of them.
+ID_STREAMS = {
+    "account": "account",
+    "metric": "metric",
+    "event": "event",
+    "profile": "profile",
+    "list": "list",
+    "segment": "segment",
+    "flow": "flow",
+    "flow_action": "flow-action",
+    "flow_messages": "flow-message",
+    "campaign": "campaign",
+    "campaign_messages": "campaign-message",
+    "template": "template",
+}
+
+
+def membership_rows(account: Any, resource: str) -> set[tuple[str, str]]:
+    """Every (group, profile) pair the account holds for lists or segments."""
+    rows: set[tuple[str, str]] = set()
+    for group_id in account.expected_ids(resource):
+        members = account.list_members(group_id) if resource == "list" else account.segment_members(group_id)
+        rows |= {(group_id, profile_id) for profile_id in members}
+    return rows
+
+
+def missing_records(account: Any, records: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """How many records of each core stream the account holds that `records` lacks (empty: complete)."""
+    missing: dict[str, int] = {}
+    for stream, resource in ID_STREAMS.items():
+        lacking = account.expected_ids(resource) - {r["id"] for r in records.get(stream, [])}
+        if lacking:
+            missing[stream] = len(lacking)
+    for stream, key, resource in (("profile_list", "list_id", "list"), ("profile_segment", "segment_id", "segment")):
+        got = {(r[key], r["profile_id"]) for r in records.get(stream, [])}
+        lacking_rows = membership_rows(account, resource) - got
+        if lacking_rows:
+            missing[stream] = len(lacking_rows)
+    return missing

@@ -94,6 +94,8 @@ class MembershipStream(KlaviyoStream):
 
     @override
     def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        if not context:
+            return  # an account without lists (or segments): the SDK still asks once, without a group
         yield from super().request_records(context)
         if self.full_refresh and context and self.partitions and dict(context) == self.partitions[-1]:
             self.stream_state["full_refresh_at"] = self.klaviyo.run_started_iso

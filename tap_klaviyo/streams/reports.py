@@ -47,6 +47,12 @@ class ReportStream(KlaviyoStream):
         props.update({s: {"type": ["number", "null"]} for s in statistics})
         return {"type": "object", "properties": props}
 
+    @property
+    @override
+    def is_sorted(self) -> bool:
+        """Days are read in order, so the bookmark can move with every row (resumable)."""
+        return True
+
     @cached_property
     def statistics(self) -> list[str]:
         return spec.request_enum(self.path, "statistics")
@@ -55,7 +61,7 @@ class ReportStream(KlaviyoStream):
         """From the bookmark less the lookback (else start_date, else report_history_days ago) to tomorrow."""
         today = _midnight(self.klaviyo.run_started)
         bookmark = self.get_starting_timestamp(context)
-        history = today - timedelta(days=float(self.config.get("report_history_days") or 30))
+        history = today - timedelta(days=float(self.config.get("report_history_days", 30)))
         if bookmark is not None and self.has_bookmark(context):
             start = _midnight(bookmark) - timedelta(days=float(self.config.get("report_lookback_days") or 0))
         else:
@@ -100,6 +106,8 @@ class ReportStream(KlaviyoStream):
 
     @override
     def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        if self.denied:
+            return
         with self.tolerated_errors(context):
             if self.needs_conversion_metric and not self.conversion_metric_id:
                 self.logger.warning(
@@ -215,6 +223,11 @@ class MetricAggregateStream(ReportStream):
         }
         props.update({m: {"type": ["number", "null"]} for m in spec.request_enum(cls.path, "measurements")})
         return {"type": "object", "properties": props}
+
+    @property
+    @override
+    def is_sorted(self) -> bool:
+        return False  # rows come grouped by dimension, then by date
 
     @property
     def queries(self) -> dict[str, dict[str, Any]]:
