@@ -8,24 +8,9 @@ import jsonschema
 import pytest
 
 from tap_klaviyo.streams import STREAM_TYPES
+from tests.harness import ID_STREAMS, membership_rows
 
 ALL_STREAMS = sorted(cls.name for cls in STREAM_TYPES)  # type: ignore[misc]
-
-# Stream -> the emulator's resource type whose ids the stream must emit, all of them.
-ID_STREAMS = {
-    "account": "account",
-    "metric": "metric",
-    "event": "event",
-    "profile": "profile",
-    "list": "list",
-    "segment": "segment",
-    "flow": "flow",
-    "flow_action": "flow-action",
-    "flow_messages": "flow-message",
-    "campaign": "campaign",
-    "campaign_messages": "campaign-message",
-    "template": "template",
-}
 
 
 def test_every_stream_emits_records(full_sync: tuple[Any, list[Any]]) -> None:
@@ -73,15 +58,7 @@ def test_membership_rows_cover_every_list_and_segment(full_sync: tuple[Any, list
         ("profile_segment", "segment_id", "segment"),
     ):
         rows = {(r[group_key], r["profile_id"]) for r in result.records[stream]}
-        expected = set()
-        for group_id in emulator.account.expected_ids(resource):
-            members = (
-                emulator.account.list_members(group_id)
-                if resource == "list"
-                else emulator.account.segment_members(group_id)
-            )
-            expected |= {(group_id, profile_id) for profile_id in members}
-        assert rows == expected, stream
+        assert rows == membership_rows(emulator.account, resource), stream
         assert all(set(r) == {group_key, "profile_id", "joined_group_at"} for r in result.records[stream])
 
 

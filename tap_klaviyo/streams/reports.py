@@ -38,6 +38,14 @@ class ReportStream(KlaviyoStream):
     slice_days: ClassVar[int] = 1
     needs_conversion_metric: ClassVar[bool] = True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Reports are keyed by (date, grouping), and their JSON:API type is their path's, singular."""
+        super().__init_subclass__(**kwargs)
+        if "group_by" in cls.__dict__ and "primary_keys" not in cls.__dict__:
+            cls.primary_keys = ("date", *cls.group_by)
+        if "path" in cls.__dict__ and "report_type" not in cls.__dict__:
+            cls.report_type = cls.__dict__["path"].removeprefix("/api/").removesuffix("s")
+
     @classmethod
     @override
     def build_schema(cls) -> dict[str, Any]:
@@ -160,42 +168,32 @@ class SeriesReportStream(ReportStream):
 
 class CampaignValuesReportStream(ReportStream):
     name = "campaign_values_report"
-    primary_keys = ("date", "campaign_id", "campaign_message_id", "send_channel")
     path = "/api/campaign-values-reports"
-    report_type = "campaign-values-report"
     group_by = ("campaign_id", "campaign_message_id", "send_channel")
 
 
 class FlowValuesReportStream(ReportStream):
     name = "flow_values_report"
-    primary_keys = ("date", "flow_id", "flow_message_id", "send_channel")
     path = "/api/flow-values-reports"
-    report_type = "flow-values-report"
     group_by = ("flow_id", "flow_message_id", "send_channel")
 
 
 class FlowSeriesReportStream(SeriesReportStream):
     name = "flow_series_report"
-    primary_keys = ("date", "flow_id", "flow_message_id", "send_channel")
     path = "/api/flow-series-reports"
-    report_type = "flow-series-report"
     group_by = ("flow_id", "flow_message_id", "send_channel")
 
 
 class SegmentSeriesReportStream(SeriesReportStream):
     name = "segment_series_report"
-    primary_keys = ("date", "segment_id")
     path = "/api/segment-series-reports"
-    report_type = "segment-series-report"
     group_by = ("segment_id",)
     needs_conversion_metric = False
 
 
 class FormSeriesReportStream(SeriesReportStream):
     name = "form_series_report"
-    primary_keys = ("date", "form_id", "form_version_id")
     path = "/api/form-series-reports"
-    report_type = "form-series-report"
     group_by = ("form_id", "form_version_id")
     needs_conversion_metric = False
 
@@ -206,7 +204,6 @@ class MetricAggregateStream(ReportStream):
 
     name = "metric_aggregate"
     path = "/api/metric-aggregates"
-    report_type = "metric-aggregate"
     primary_keys = ("query_name", "date", "dimensions_key")
     group_by = ()
     needs_conversion_metric = False
