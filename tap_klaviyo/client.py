@@ -11,12 +11,11 @@ import copy
 import json
 import random
 import re
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from functools import cache, partial
+from functools import cache, cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
@@ -26,6 +25,7 @@ import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
 from tap_klaviyo import spec
@@ -39,7 +39,9 @@ from tap_klaviyo.errors import (
     klaviyo_detail,
     redact,
 )
+from tap_klaviyo.output import SingerOutput
 from tap_klaviyo.pacing import Limiter
+from tap_klaviyo.progress import RunStats, quiet_logger
 
 if TYPE_CHECKING:
     from tap_klaviyo.tap import TapKlaviyo
@@ -80,6 +82,10 @@ def normalize_timestamp(value: Any) -> Any:
     return utc_iso(parsed)
 
 
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def spec_template(path: str) -> str:
     """`/api/lists/{list_id}/profiles` -> the spec's `/api/lists/{id}/profiles`."""
     template = spec.match_path(_PLACEHOLDER.sub("x", path))
@@ -87,23 +93,6 @@ def spec_template(path: str) -> str:
         msg = f"{path} is not a Klaviyo API path"
         raise ValueError(msg)
     return template
-
-
-class RunStats:
-    """Counters of one stream for progress lines and the end-of-run summary."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.retries = 0
-        self.throttled = 0
-        self.started = time.monotonic()
-        self._lock = threading.Lock()
-
-    def add(self, *, requests_: int = 0, retries: int = 0, throttled: int = 0) -> None:
-        with self._lock:
-            self.requests += requests_
-            self.retries += retries
-            self.throttled += throttled
 
 
 def document(response: requests.Response) -> dict[str, Any]:
@@ -152,10 +141,15 @@ class KlaviyoStream(RESTStream[Any]):
         super().__init__(tap, schema=copy.deepcopy(self.schema_source()), **kwargs)
         self.klaviyo: TapKlaviyo = tap
         self.stats = RunStats()
+        partitioned = type(self).partitions is not RESTStream.partitions
+        quiet_logger(self.logger.name, partitioned=partitioned or self.parent_stream_type is not None)
         self.denied = False
         self._prefetch: Prefetch[dict[str, Any]] = Prefetch(self.concurrency)
         self._announced = False
         self._sideloaded: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self._state_of: tuple[Any, Any, dict[str, Any]] | None = None
+        #: When the page being emitted was read (RECORD time_extracted); None: now.
+        self._extracted_at: datetime | None = None
         resource = spec.resource_schema(spec_template(self.schema_path or self.path), self.method)
         self._to_one = [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)]
         props = self.schema.get("properties", {})
@@ -477,7 +471,10 @@ class KlaviyoStream(RESTStream[Any]):
                 self.announce_partitions(self.partitions)
             claimed = self._prefetch.claim(_key(context)) if context else None
             for doc in claimed if claimed is not None else self.fetch(context):
+                self._extracted_at = utc_now()
+                self.stats.touch()
                 yield from self.resources(doc)
+            self.stats.touch()
 
     def fetch(self, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
         """The documents of one stream or partition.
@@ -512,12 +509,18 @@ class KlaviyoStream(RESTStream[Any]):
             edges: list[datetime | None] = [lower + step * i for i in range(count)]
         else:
             edges = [lower]
+        self.stats.range = (datetime.fromisoformat(oldest) if (oldest := self._value(data[0])) else lower, stop)
         bounds = list(zip(edges, [*edges[1:], None], strict=True))
         producers = [
             partial(self._window_pages, url, self.query(context, lo, hi), lo, seen_at_last if i == 0 else set())
             for i, (lo, hi) in enumerate(bounds)
         ]
         yield from ordered(producers, ahead=self.concurrency)
+
+    def _value(self, resource: dict[str, Any]) -> str | None:
+        """The replication value of a raw resource, in UTC."""
+        value = normalize_timestamp((resource.get("attributes") or {}).get(str(self.replication_key)))
+        return value if isinstance(value, str) else None
 
     def window_count(self, first_page: list[dict[str, Any]], lower: datetime, stop: datetime) -> int:
         """As many windows as the remaining pages are likely to need (from the first page's density), up to
@@ -672,6 +675,7 @@ class KlaviyoStream(RESTStream[Any]):
         """Bookmarks only move forward, and never past the time the run started (future-dated records).
 
         Records re-read behind the bookmark (lookback, the second a strict filter steps back) leave it alone.
+        A sorted stream's bookmark is set directly (what the SDK would do, without its per-record lookups).
         """
         key = self.replication_key
         if key:
@@ -681,10 +685,61 @@ class KlaviyoStream(RESTStream[Any]):
             if value > self.klaviyo.run_started_iso:
                 latest_record = {**latest_record, key: self.klaviyo.run_started_iso}
             elif self.is_sorted:
-                current = self.get_context_state(context).get("replication_key_value")
+                state = self._bookmark_state(context)
+                current = state.get("replication_key_value")
                 if current is not None and value < current:
                     return
+                self.stats.position = value
+                if isinstance(value, str) and self.state_partitioning_keys is None:
+                    state["replication_key"] = key
+                    state["replication_key_value"] = value
+                    return
         super()._increment_stream_state(latest_record, context=context)
+
+    def _bookmark_state(self, context: Any) -> dict[str, Any]:
+        """The state dict of a partition, looked up once per partition rather than once per record."""
+        cached = self._state_of
+        if cached is not None and cached[0] is context and cached[1] is self.tap_state:
+            return cached[2]
+        state = self.get_context_state(context)
+        self._state_of = (context, self.tap_state, state)
+        return state
+
+    # -- output ------------------------------------------------------------------------------------
+
+    @cached_property
+    def _plain_output(self) -> bool:
+        """Records go out as they are: no stream map, no flattening, nothing deselected."""
+        maps = self.stream_maps
+        return (
+            isinstance(self._tap.message_writer, SingerOutput)
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+            and maps[0].stream_alias == self.name
+            and all(self.mask.values())
+        )
+
+    @override
+    def _write_record_message(self, record: dict[str, Any]) -> None:
+        self.stats.records += 1
+        if not self._plain_output:
+            super()._write_record_message(record)
+            return
+        writer = self._tap.message_writer
+        assert isinstance(writer, SingerOutput)
+        writer.write_record(self.name, record, self._stream_version, self._extracted_at or utc_now())
+        self.state_manager.is_flushed = False
+
+    @override
+    def _process_record(
+        self,
+        record: dict[str, Any],
+        child_context: Any = None,
+        partition_context: Any = None,
+    ) -> None:
+        if partition_context or self.child_streams:
+            super()._process_record(record, child_context=child_context, partition_context=partition_context)
 
 
 class SideloadedStream(KlaviyoStream):
@@ -698,6 +753,7 @@ class SideloadedStream(KlaviyoStream):
     def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         parent = self.parent_stream
         assert isinstance(parent, KlaviyoStream) and context is not None
+        self._extracted_at = parent._extracted_at
         return parent.take_sideloaded(self.name, str(context[self.parent_key]))
 
     @property

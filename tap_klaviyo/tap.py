@@ -15,8 +15,11 @@ from typing_extensions import override
 
 from tap_klaviyo import __version__
 from tap_klaviyo.auth import ApiKeyAuth, OAuthRefreshAuth
+from tap_klaviyo.client import KlaviyoStream
 from tap_klaviyo.errors import KlaviyoUserError, redact
+from tap_klaviyo.output import SingerOutput
 from tap_klaviyo.pacing import Pacer
+from tap_klaviyo.progress import lean_garbage_collection, reporting
 from tap_klaviyo.settings import (
     CONFIG_SCHEMA,
     SECRET_SETTINGS,
@@ -32,6 +35,7 @@ class TapKlaviyo(Tap):
 
     name = "tap-klaviyo"
     config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = SingerOutput
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.pacer = Pacer()
@@ -90,6 +94,18 @@ class TapKlaviyo(Tap):
     @cached_property
     def end_date_iso(self) -> str | None:
         return self.end_date.astimezone(timezone.utc).isoformat() if self.end_date else None
+
+    @override  # type: ignore[misc]  # final in the SDK; this only wraps it
+    def sync_all(self) -> None:
+        """The SDK's sync, with progress lines and a summary on stderr and all output flushed at the end."""
+        streams = [s for s in self.streams.values() if isinstance(s, KlaviyoStream)]
+        try:
+            with lean_garbage_collection(), reporting(streams, self.logger):
+                super().sync_all()
+        finally:
+            writer = self.message_writer
+            if isinstance(writer, SingerOutput):
+                writer.flush()
 
     @classmethod
     @override

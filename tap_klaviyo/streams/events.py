@@ -59,7 +59,7 @@ class EventStream(KlaviyoStream):
             for p in (profiles or [None])
         ]
 
-    @property
+    @cached_property
     def profile_fields(self) -> list[str]:
         return [str(f) for f in self.config.get("event_profile_fields") or []]
 

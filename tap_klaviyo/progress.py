@@ -1,0 +1,216 @@
+"""What a long sync tells the person watching it: progress lines on stderr and a summary table at the end.
+
+Progress comes every `PROGRESS_INTERVAL_S` seconds for each stream that moved: records so far, requests,
+records per second and, for streams read in time windows, how far through the range the emitted records
+are. The summary lists records, requests, retries, 429s and seconds per stream. Both appear only when the
+tap syncs (never for `--discover` or `--about`).
+
+The SDK logs a METRIC line per partition and per child context (a flood with fan-out children); those are
+kept back unless the log level is DEBUG, as are the SDK's per-context "Beginning sync" lines: the summary
+carries the same counts per stream.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.metrics import METRICS_LOGGER_NAME, Point
+
+if TYPE_CHECKING:
+    from tap_klaviyo.client import KlaviyoStream
+
+PROGRESS_INTERVAL_S = 30.0
+
+
+class RunStats:
+    """Counters of one stream. Requests are counted on worker threads (locked); records, positions and
+    times on the main thread that emits them."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.requests = 0
+        self.retries = 0
+        self.throttled = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self.cpu_first: float | None = None
+        self.cpu_last: float | None = None
+        #: Windowed streams: the range being read and the replication value of the last emitted record.
+        self.range: tuple[datetime, datetime] | None = None
+        self.position: str | None = None
+        self._lock = threading.Lock()
+
+    def add(self, *, requests_: int = 0, retries: int = 0, throttled: int = 0) -> None:
+        """Counted by the thread that sends (any thread)."""
+        with self._lock:
+            self.requests += requests_
+            self.retries += retries
+            self.throttled += throttled
+            now = time.monotonic()
+            if self.first is None:
+                self.first = now
+            self.last = max(self.last or now, now)
+
+    def touch(self) -> None:
+        """The main thread is emitting this stream (once a page): its clock and the process CPU clock."""
+        now, cpu = time.monotonic(), time.process_time()
+        with self._lock:
+            if self.first is None:
+                self.first = now
+            if self.cpu_first is None:
+                self.cpu_first = cpu
+            self.last, self.cpu_last = max(self.last or now, now), cpu
+
+    @property
+    def seconds(self) -> float:
+        return (self.last - self.first) if self.first is not None and self.last is not None else 0.0
+
+    @property
+    def cpu_seconds(self) -> float:
+        if self.cpu_first is None or self.cpu_last is None:
+            return 0.0
+        return self.cpu_last - self.cpu_first
+
+    def through(self) -> float | None:
+        """Share of the window range behind the last emitted record (0..1), when known."""
+        if self.range is None or not self.position:
+            return None
+        start, stop = self.range
+        try:
+            at = datetime.fromisoformat(self.position)
+        except ValueError:
+            return None
+        total = (stop - start).total_seconds()
+        if total <= 0:
+            return None
+        return min(1.0, max(0.0, (at - start).total_seconds() / total))
+
+
+class Reporter:
+    """Writes progress lines from a daemon thread while the sync runs, and the summary at the end."""
+
+    def __init__(self, streams: Sequence[KlaviyoStream], logger: logging.Logger, interval: float) -> None:
+        self.streams = streams
+        self.logger = logger
+        self.interval = interval
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._seen: dict[str, tuple[int, int]] = {}
+        self._thread = threading.Thread(target=self._run, name="tap-klaviyo-progress", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.progress()
+
+    def progress(self) -> None:
+        for stream in self.streams:
+            stats = stream.stats
+            now = (stats.records, stats.requests)
+            if now == self._seen.get(stream.name, (0, 0)):
+                continue
+            self._seen[stream.name] = now
+            rate = stats.records / stats.seconds if stats.seconds > 0 else 0.0
+            line = (
+                f"progress: {stream.name}: {stats.records:,} records, {stats.requests:,} requests, "
+                f"{rate:,.0f} records/s"
+            )
+            share = stats.through()
+            if share is not None and stats.range is not None:
+                start, stop = stats.range
+                line += f", {share:.0%} of {start:%Y-%m-%d %H:%M}..{stop:%Y-%m-%d %H:%M}"
+            self.logger.info(line)
+
+    def summary(self) -> None:
+        rows = [s for s in self.streams if s.stats.records or s.stats.requests]
+        width = max([len("stream"), *(len(s.name) for s in rows)])
+        header = f"{'stream':<{width}} {'records':>10} {'requests':>9} {'retries':>8} {'429s':>6} {'seconds':>8}"
+        self.logger.info("summary: %s", header)
+        totals = [0, 0, 0, 0]
+        for stream in rows:
+            st = stream.stats
+            totals = [totals[0] + st.records, totals[1] + st.requests, totals[2] + st.retries, totals[3] + st.throttled]
+            self.logger.info(
+                "summary: %s",
+                f"{stream.name:<{width}} {st.records:>10,} {st.requests:>9,} {st.retries:>8,} {st.throttled:>6,} "
+                f"{st.seconds:>8.1f}",
+            )
+        wall = time.monotonic() - self.started
+        self.logger.info(
+            "summary: %s",
+            f"{'total':<{width}} {totals[0]:>10,} {totals[1]:>9,} {totals[2]:>8,} {totals[3]:>6,} {wall:>8.1f}",
+        )
+
+
+@contextmanager
+def reporting(streams: Sequence[KlaviyoStream], logger: logging.Logger) -> Iterator[Reporter]:
+    """Progress while the block runs, the summary after it (also when it fails)."""
+    reporter = Reporter(streams, logger, PROGRESS_INTERVAL_S)
+    reporter.start()
+    try:
+        yield reporter
+    finally:
+        reporter.stop()
+        reporter.summary()
+
+
+@contextmanager
+def lean_garbage_collection() -> Iterator[None]:
+    """Pages of JSON are acyclic and short-lived: collect less often, and never walk what start-up loaded.
+
+    With the default thresholds every page decoded on a worker triggers collections that traverse every
+    buffered page, tripling the CPU a page costs.
+    """
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
+class _QuietContexts(logging.Filter):
+    """Per-partition and per-child chatter of the SDK, kept for DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return True
+        if record.name == METRICS_LOGGER_NAME:
+            point: Any = record.args[0] if isinstance(record.args, tuple) and record.args else None
+            return not (isinstance(point, Point) and point.tags.get("context"))
+        message = str(record.msg)
+        if message.startswith("Beginning sync of") and "with context keys" in message:
+            return False
+        return not message.startswith("Starting incremental sync of") or not _has_context(record)
+
+
+def _has_context(record: logging.LogRecord) -> bool:
+    """The state manager's start line of a partition or child (its stream has a parent or partitions)."""
+    return record.name in _PARTITIONED
+
+
+_PARTITIONED: set[str] = set()
+QUIET = _QuietContexts()
+
+
+def quiet_logger(name: str, partitioned: bool) -> None:
+    logger = logging.getLogger(name)
+    if partitioned:
+        _PARTITIONED.add(name)
+    if QUIET not in logger.filters:
+        logger.addFilter(QUIET)
