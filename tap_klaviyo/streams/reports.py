@@ -271,7 +271,8 @@ class MetricAggregateStream(ReportStream):
                 row: dict[str, Any] = {
                     "query_name": name,
                     "date": date,
-                    "dimensions_key": "|".join(values),
+                    # Never empty: a key column that is "" reads back as NULL in CSV-based loaders (target-duckdb).
+                    "dimensions_key": "|".join(values) or "(none)",
                     "dimensions": dimensions,
                 }
                 for measure, series in (group.get("measurements") or {}).items():
