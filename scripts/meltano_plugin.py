@@ -69,7 +69,10 @@ def setting_kind(schema: dict[str, Any]) -> str:
         if schema.get("enum"):
             return "options"
         return "date_iso8601" if schema.get("format") == "date-time" else "string"
-    return {"number": "decimal"}.get(kind, kind)
+    # Meltano 4.4's `decimal` kind crashes ("Decimal is not JSON serializable") when the value comes from an
+    # environment variable; the tap's numbers are days, whole in practice, and a fraction set in meltano.yml
+    # still reaches the tap unchanged.
+    return {"number": "integer"}.get(kind, kind)
 
 
 def meltano_settings(schema: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,289 @@
+"""End-to-end helpers: Meltano (installed as `scripts/sync.py` installs it), real targets, and row checks.
+
+The tests run the project's own meltano.yml against the emulator, with Meltano's system database (and so
+its state) in a temporary directory and every target writing somewhere temporary too: a user's
+`.meltano/meltano.db` and `output/` are never touched. Plugin virtual environments are shared with
+`scripts/sync.py` (`.meltano/`): the first run installs them, later runs reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.emulator import DEMO_API_KEY, Emulator
+from tests.harness import ROOT, SyncResult, run_tap
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import sync as sync_script
+
+Keys = dict[str, set[tuple[str, ...]]]
+# Settings environments may carry that would change what these tests run.
+_FOREIGN_ENV = ("TAP_KLAVIYO_", "TARGET_", "MELTANO_")
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").lower() in {"1", "true", "yes"}
+
+
+@dataclass
+class Meltano:
+    """`meltano` of this project, with its system database (state) in `home`."""
+
+    exe: Path
+    home: Path
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV)}
+        env["MELTANO_DATABASE_URI"] = f"sqlite:///{self.home / 'meltano.db'}"
+        env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        env.update(extra or {})
+        return env
+
+    def __call__(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 600) -> str:
+        proc = subprocess.run(
+            [str(self.exe), *args],
+            cwd=ROOT,
+            env=self.env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode:
+            log = (proc.stdout + proc.stderr)[-6000:]
+            pytest.fail(f"meltano {' '.join(args)} exited {proc.returncode}:\n{log}")
+        return proc.stdout
+
+    def config(self, plugin: str, env: Mapping[str, str]) -> dict[str, Any]:
+        """The exact config Meltano hands the plugin (defaults, meltano.yml, environment variables)."""
+        return dict(json.loads(self("config", "--unsafe", "print", plugin, env=env)))
+
+    def state(self, state_id: str) -> dict[str, Any]:
+        return dict(json.loads(self("state", "get", state_id)))
+
+
+def meltano_for_tests(home: Path, plugins: Iterable[str]) -> Meltano:
+    """Meltano and the given plugins, installed if needed; a skip (or, under CI, a failure) if impossible."""
+    try:
+        exe = sync_script.ensure_meltano()
+    except (subprocess.CalledProcessError, OSError) as exc:
+        if _truthy("CI") or _truthy("REQUIRE_E2E"):
+            raise
+        pytest.skip(f"Meltano could not be installed (no access to PyPI?): {exc}")
+    meltano = Meltano(exe, home)
+    meltano("install", *plugins, timeout=1200)
+    return meltano
+
+
+def tap_env(emu: Emulator, **settings: Any) -> dict[str, str]:
+    """Meltano environment variables pointing the tap at the emulator, plus any settings (JSON-encoded)."""
+    env = {"TAP_KLAVIYO_API_URL": emu.base_url, "TAP_KLAVIYO_API_KEY": DEMO_API_KEY}
+    for name, value in settings.items():
+        env[f"TAP_KLAVIYO_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+def e2e_settings(emu: Emulator) -> dict[str, Any]:
+    """Small and quick: one day of reports (they pace themselves at 2 requests a minute), every stream."""
+    return {
+        "report_history_days": 1,
+        "report_lookback_days": 0,
+        "metric_aggregate_queries": [
+            {
+                "name": "daily_orders",
+                "metric_id": emu.account.metric_id("Placed Order"),
+                "measurements": ["count", "sum_value"],
+                "interval": "day",
+            }
+        ],
+    }
+
+
+def emitted_keys(result: SyncResult) -> Keys:
+    """Distinct primary keys per stream of one tap run."""
+    keys: Keys = defaultdict(set)
+    for stream, records in result.records.items():
+        names = result.key_properties[stream]
+        keys[stream].update(tuple(str(record.get(name)) for name in names) for record in records)
+    return keys
+
+
+def run_tap_as_meltano_would(
+    meltano: Meltano, env: Mapping[str, str], state: dict[str, Any] | None = None
+) -> SyncResult:
+    """The tap alone (in this process), with exactly Meltano's config for it: what a `meltano run` emits."""
+    result = run_tap(meltano.config("tap-klaviyo", env), state=state)
+    assert result.records, result.stderr[-3000:]
+    return result
+
+
+# -- what the tables hold ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TableCounts:
+    rows: int
+    distinct_keys: int
+
+
+def _counts_sql(tables: Mapping[str, list[str]], schema: str, quote: str = '"') -> str:
+    parts = []
+    for table, keys in sorted(tables.items()):
+        cols = ", ".join(f"{quote}{k}{quote}" for k in keys)
+        ref = f"{quote}{schema}{quote}.{quote}{table}{quote}"
+        parts.append(
+            f"select '{table}' as t, (select count(*) from {ref}) as n, "
+            f"(select count(*) from (select distinct {cols} from {ref}) d) as k"
+        )
+    return " union all ".join(parts)
+
+
+def duckdb_query(database: Path, sql: str) -> list[list[Any]]:
+    """Rows of one query, through target-duckdb's own duckdb (the test venv has none)."""
+    python = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
+    code = (
+        "import duckdb, json, sys\n"
+        "rows = duckdb.connect(sys.argv[1], read_only=True).execute(sys.argv[2]).fetchall()\n"
+        "print(json.dumps(rows, default=str))"
+    )
+    proc = subprocess.run([str(python), "-c", code, str(database), sql], capture_output=True, text=True, check=True)
+    return list(json.loads(proc.stdout))
+
+
+def duckdb_counts(database: Path, tables: Mapping[str, list[str]], schema: str = "klaviyo") -> dict[str, TableCounts]:
+    """Rows and distinct keys per table."""
+    sql = f"select table_name from information_schema.tables where table_schema = '{schema}'"
+    existing = {row[0] for row in duckdb_query(database, sql)}
+    present = {t: k for t, k in tables.items() if t in existing}
+    if not present:
+        return {}
+    return {t: TableCounts(int(n), int(k)) for t, n, k in duckdb_query(database, _counts_sql(present, schema))}
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Postgres:
+    url: str
+
+    @property
+    def target_env(self) -> dict[str, str]:
+        parts = urlsplit(self.url)
+        return {
+            "TARGET_POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "TARGET_POSTGRES_PORT": str(parts.port or 5432),
+            "TARGET_POSTGRES_USER": parts.username or "postgres",
+            "TARGET_POSTGRES_PASSWORD": parts.password or "",
+            "TARGET_POSTGRES_DATABASE": parts.path.lstrip("/") or "postgres",
+        }
+
+    def query(self, sql: str) -> list[list[str]]:
+        psql = shutil.which("psql") or "psql"
+        proc = subprocess.run(
+            [psql, self.url, "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode:
+            raise RuntimeError(f"psql failed: {proc.stderr.strip()}")
+        return [line.split("\t") for line in proc.stdout.splitlines() if line]
+
+    def counts(self, tables: Mapping[str, list[str]], schema: str) -> dict[str, TableCounts]:
+        existing = {
+            row[0]
+            for row in self.query(f"select table_name from information_schema.tables where table_schema = '{schema}'")
+        }
+        present = {t: k for t, k in tables.items() if t in existing}
+        if not present:
+            return {}
+        return {t: TableCounts(int(n), int(k)) for t, n, k in self.query(_counts_sql(present, schema))}
+
+
+def postgres_or_skip() -> Postgres:
+    """The PostgreSQL of TEST_POSTGRES_URL (`.ci/run` starts one); without it a skip, or a failure in CI."""
+    url = os.environ.get("TEST_POSTGRES_URL")
+    reason = ""
+    if not url:
+        reason = "no PostgreSQL: set TEST_POSTGRES_URL=postgresql://user@host:port/db (bash .ci/run starts one)"
+    elif not shutil.which("psql"):
+        reason = "psql (Debian's postgresql-client) is not installed"
+    else:
+        try:
+            Postgres(url).query("select 1")
+        except RuntimeError as exc:
+            reason = f"PostgreSQL at TEST_POSTGRES_URL is unreachable: {exc}"
+    if reason:
+        if _truthy("REQUIRE_POSTGRES"):
+            pytest.fail(f"REQUIRE_POSTGRES is set but {reason}")
+        pytest.skip(reason)
+    assert url is not None
+    return Postgres(url)
+
+
+# -- the checks -----------------------------------------------------------------------------------------
+
+
+def assert_tables_hold(counts: Mapping[str, TableCounts], expected: Keys, what: str) -> None:
+    """Every stream that emitted records has a table with exactly its distinct keys, one row each."""
+    problems = []
+    for stream, keys in sorted(expected.items()):
+        found = counts.get(stream)
+        if found is None:
+            problems.append(f"{stream}: no table ({len(keys)} keys emitted)")
+        elif found.rows != len(keys) or found.distinct_keys != len(keys):
+            problems.append(f"{stream}: {found.rows} rows, {found.distinct_keys} distinct keys, {len(keys)} emitted")
+    assert not problems, f"{what}:\n" + "\n".join(problems)
+
+
+def mutate_account(emu: Emulator) -> dict[str, set[tuple[str, ...]]]:
+    """New records between two runs: events, a profile who joins a list; an existing list is updated."""
+    account = emu.account
+    now = datetime.now(timezone.utc)
+    events = account.append_events(5, when=now)
+    profile = account.add_profile()
+    list_id = sorted(account.expected_ids("list"))[0]
+    account.add_list_member(list_id, profile, joined_at=now)
+    account.touch("list", sorted(account.expected_ids("list"))[1], now)
+    return {
+        "event": {(event,) for event in events},
+        "profile": {(profile,)},
+        "profile_list": {(list_id, profile)},
+    }
+
+
+def assert_second_run_adds_only_new(
+    before: Mapping[str, TableCounts],
+    after: Mapping[str, TableCounts],
+    first: Keys,
+    second: Keys,
+    created: Mapping[str, set[tuple[str, ...]]],
+) -> None:
+    """The second run's tables grew by exactly the keys the first run had not seen, and those are the
+    records created in between (a profile may also bring its suppressions)."""
+    new = {stream: second.get(stream, set()) - first.get(stream, set()) for stream in set(first) | set(second)}
+    for stream, keys in created.items():
+        assert new[stream] == keys, f"{stream}: second run emitted new keys {new[stream]}, created {keys}"
+    unexpected = {
+        s: k for s, k in new.items() if k and s not in created and s not in {"global_exclusion", "list_exclusion"}
+    }
+    assert not unexpected, f"new keys nobody created: {unexpected}"
+    union = {stream: first.get(stream, set()) | second.get(stream, set()) for stream in new}
+    assert_tables_hold(after, union, "after the second run")
+    for stream, keys in new.items():
+        grew = after[stream].rows - (before[stream].rows if stream in before else 0)
+        assert grew == len(keys), f"{stream}: {grew} rows added, {len(keys)} new keys"
