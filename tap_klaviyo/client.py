@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import re
 import time
@@ -58,6 +59,12 @@ BACKOFF_CAP_S = 30.0
 MAX_RETRY_AFTER_S = 600.0
 MAX_THROTTLED_TOTAL_S = 3600.0
 
+#: Time windows of a windowed stream: sized for about this many pages each, and at most this many.
+PAGES_PER_WINDOW = 2
+MAX_WINDOWS = 2000
+#: Endpoints allowing at most this many requests a minute are worth starting before their turn.
+SLOW_STEADY_LIMIT = 150
+
 _PLACEHOLDER = re.compile(r"\{[^}]+\}")
 _json_decoder = msgspec.json.Decoder()
 
@@ -95,11 +102,23 @@ def spec_template(path: str) -> str:
     return template
 
 
+class Document(dict[str, Any]):
+    """A parsed JSON:API document that remembers how many bytes of JSON it came from (prefetch budgets)."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, parsed: dict[str, Any], size: int) -> None:
+        super().__init__(parsed)
+        self.size = size
+
+
 def document(response: requests.Response) -> dict[str, Any]:
     """The parsed JSON body, parsed once per response."""
     doc: dict[str, Any] | None = getattr(response, "_klaviyo_doc", None)
     if doc is None:
-        doc = _json_decoder.decode(response.content) if response.content else {}
+        content = response.content
+        parsed = _json_decoder.decode(content) if content else {}
+        doc = Document(parsed, len(content)) if isinstance(parsed, dict) else parsed
         response._klaviyo_doc = doc  # type: ignore[attr-defined]
     return doc
 
@@ -144,7 +163,7 @@ class KlaviyoStream(RESTStream[Any]):
         partitioned = type(self).partitions is not RESTStream.partitions
         quiet_logger(self.logger.name, partitioned=partitioned or self.parent_stream_type is not None)
         self.denied = False
-        self._prefetch: Prefetch[dict[str, Any]] = Prefetch(self.concurrency)
+        self._prefetch: Prefetch[dict[str, Any]] = Prefetch(self.concurrency, budget=tap.prefetch_budget)
         self._announced = False
         self._sideloaded: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self._state_of: tuple[Any, Any, dict[str, Any]] | None = None
@@ -335,11 +354,14 @@ class KlaviyoStream(RESTStream[Any]):
         reauthenticated = False
         first_try = time.monotonic()
         while True:
-            limiter.acquire()
-            self.klaviyo.authenticator(prepared)
-            self.stats.add(requests_=1)
+            self.klaviyo.check_aborted()
             try:
-                response = self.requests_session.send(prepared, timeout=self.timeout)
+                # Paced when it leaves, not when it queues: a request waiting for a free slot would otherwise
+                # go out in a burst with others that were counted seconds earlier.
+                with self.klaviyo.request_slot(limiter):
+                    self.klaviyo.authenticator(prepared)
+                    self.stats.add(requests_=1)
+                    response = self.requests_session.send(prepared, timeout=self.timeout)
                 return self._checked(response, template)
             except ThrottledError as exc:
                 wait = exc.retry_after
@@ -463,14 +485,15 @@ class KlaviyoStream(RESTStream[Any]):
 
     @override
     def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
-        if self.denied:
+        if self.denied or (context is not None and not self.wants(context)):
             return
         with self.tolerated_errors(context):
             if context and not self._announced and self.partitions:
                 self._announced = True
                 self.announce_partitions(self.partitions)
-            claimed = self._prefetch.claim(_key(context)) if context else None
+            claimed = self._prefetch.claim(_key(context))
             for doc in claimed if claimed is not None else self.fetch(context):
+                self.klaviyo.check_aborted()
                 self._extracted_at = utc_now()
                 self.stats.touch()
                 yield from self.resources(doc)
@@ -515,7 +538,8 @@ class KlaviyoStream(RESTStream[Any]):
             partial(self._window_pages, url, self.query(context, lo, hi), lo, seen_at_last if i == 0 else set())
             for i, (lo, hi) in enumerate(bounds)
         ]
-        yield from ordered(producers, ahead=self.concurrency)
+        # One page buffered per window: memory stays the same whatever the size of the range.
+        yield from ordered(producers, ahead=self.concurrency, buffer=1)
 
     def _value(self, resource: dict[str, Any]) -> str | None:
         """The replication value of a raw resource, in UTC."""
@@ -523,15 +547,16 @@ class KlaviyoStream(RESTStream[Any]):
         return value if isinstance(value, str) else None
 
     def window_count(self, first_page: list[dict[str, Any]], lower: datetime, stop: datetime) -> int:
-        """As many windows as the remaining pages are likely to need (from the first page's density), up to
-        twice the concurrency: small ranges stay one cursor, big ones fan out."""
+        """About `PAGES_PER_WINDOW` pages a window, from the first page's density: small ranges stay one cursor,
+        big ones fan out into short windows, so the window being emitted is never a long chain of pages while
+        the ones after it wait with a page each."""
         key = str(self.replication_key)
         oldest = normalize_timestamp((first_page[0].get("attributes") or {}).get(key))
         covered = (lower - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0.0
         if covered <= 0:
             return self.concurrency * 2
-        expected_pages = len(first_page) / covered * max((stop - lower).total_seconds(), 0.0) / len(first_page)
-        return max(1, min(self.concurrency * 2, int(expected_pages) + 1))
+        expected_pages = max((stop - lower).total_seconds(), 0.0) / covered
+        return max(1, min(MAX_WINDOWS, math.ceil(expected_pages / PAGES_PER_WINDOW)))
 
     def _window_pages(
         self, url: str, params: dict[str, str], floor: datetime | None, already: set[Any]
@@ -554,36 +579,109 @@ class KlaviyoStream(RESTStream[Any]):
     #: Split the replication range into time windows fetched in parallel (a cursor cannot be).
     windowed: ClassVar[bool] = False
 
-    def announce_partitions(self, contexts: Iterable[Mapping[str, Any]]) -> None:
-        """Start fetching partitions or children before the SDK asks for them, at most `concurrency` at once."""
+    def announce_partitions(self, contexts: Iterable[Mapping[str, Any] | None]) -> None:
+        """Start fetching partitions or children before the SDK asks for them, at most `concurrency` at once.
+
+        Runs on the main thread, or on a worker for a child without a bookmark of its own (nothing in the
+        state to read or write). The pages a job fetches announce their own children as they arrive.
+        """
         if self.concurrency <= 1 or self.denied:
             return
         for context in contexts:
-            frozen = dict(context)
-            if not self.wants(frozen):
+            frozen = dict(context) if context is not None else None
+            key = _key(frozen)
+            if (frozen is not None and not self.wants(frozen)) or self._prefetch.announced(key):
                 continue
             if self.replication_key:
                 self._write_starting_replication_value(frozen)
-            documents = self.fetch(frozen)  # queries are built here, on the main thread
-            self._prefetch.announce(_key(frozen), partial(iter, documents))
+            documents = self.fetch(frozen)  # the query is built here, before any worker runs
+            self._prefetch.announce(key, partial(self._announcing, documents))
+
+    def _announcing(self, documents: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """A job's pages, each announcing its children before it is handed over (on the worker).
+
+        An error that will end the run ends it now, not when the main thread reaches this stream.
+        """
+        try:
+            for doc in documents:
+                if self.child_streams:
+                    data = doc.get("data") or []
+                    data = data if isinstance(data, list) else [data]
+                    self.announce_descendants(data, doc.get("included"), worker=True)
+                yield doc
+        except Exception as exc:
+            if not self.tolerates(exc):
+                self.klaviyo.abort(exc)
+            raise
 
     def wants(self, context: Mapping[str, Any]) -> bool:
         """Whether this child has anything to fetch for that parent (prefetch asks first)."""
         return True
 
-    def announce_descendants(self, resources: list[dict[str, Any]]) -> None:
-        """A page of parents is known: start fetching their children (and grandchildren) now."""
+    def announce_descendants(
+        self,
+        resources: list[dict[str, Any]],
+        included: list[dict[str, Any]] | None = None,
+        *,
+        worker: bool = False,
+    ) -> None:
+        """A page of parents is known: start fetching their children (and grandchildren) now.
+
+        On a worker, only children whose requests need nothing from the state are started; the main thread
+        announces the rest when it reaches the page.
+        """
         for child in self.child_streams:
             if not isinstance(child, KlaviyoStream) or not (child.selected or child.has_selected_descendents):
                 continue
             if isinstance(child, DerivedStream):
                 continue
             if isinstance(child, SideloadedStream):
-                buffered = self._sideloaded.get(child.name, {})
-                child.announce_descendants([r for p in resources for r in buffered.get(str(p.get("id")), [])])
+                if worker:
+                    found = self._linked(resources, included or [], child.name)
+                    child.announce_descendants([r for rs in found.values() for r in rs], worker=True)
+                else:
+                    buffered = self._sideloaded.get(child.name, {})
+                    child.announce_descendants([r for p in resources for r in buffered.get(str(p.get("id")), [])])
+                continue
+            if worker and child.replication_key:
                 continue
             contexts = [self.get_child_context(self.light_record(r), None) for r in resources]
             child.announce_partitions(c for c in contexts if c)
+
+    def start_early(self) -> bool:
+        """Begin this stream's requests now, before the SDK reaches it: for streams held back by a tight rate
+        limit, which then overlap with the streams synced before them. Main thread, at the start of the run."""
+        if self.concurrency <= 1 or self.denied or self.parent_stream_type is not None or not self.slow:
+            return False
+        partitions = self.partitions
+        self._announced = True
+        self.announce_partitions(partitions if partitions else [None])
+        return True
+
+    @property
+    def slow(self) -> bool:
+        """This stream, or a selected descendant, requests an endpoint with a tight steady limit."""
+        if self.method != "get":
+            return False
+        if not isinstance(self, SideloadedStream) and self.endpoint.rate[1] <= SLOW_STEADY_LIMIT:
+            return True
+        return any(
+            isinstance(c, KlaviyoStream) and (c.selected or c.has_selected_descendents) and c.slow
+            for c in self.child_streams
+        )
+
+    @override
+    def finalize_state_progress_markers(self, state: dict[str, Any] | None = None) -> None:
+        super().finalize_state_progress_markers(state)
+        if state is None and self.parent_stream_type is None:
+            self.close_prefetch()  # the SDK calls this once a top-level stream (and its children) is synced
+
+    def close_prefetch(self) -> None:
+        """The stream is done: drop fetched pages nobody will claim (children of records not emitted)."""
+        self._prefetch.close()
+        for child in self.child_streams:
+            if isinstance(child, KlaviyoStream):
+                child.close_prefetch()
 
     def light_record(self, resource: dict[str, Any]) -> dict[str, Any]:
         """Just the id and relationship ids: enough to name a child's context."""
@@ -599,20 +697,29 @@ class KlaviyoStream(RESTStream[Any]):
         """Errors that end a stream or partition with a warning instead of failing the run."""
         try:
             yield
-        except KlaviyoPermissionError as exc:
-            if not self.config.get("skip_streams_without_scope"):
+        except (KlaviyoAPIError, RateLimitExhausted) as exc:
+            if not self.tolerates(exc):
                 raise
-            self.denied = True
-            self.logger.warning("skipping stream %s: %s", self.name, exc)
-        except KlaviyoAPIError as exc:
-            if not (self.skip_not_found and exc.status == 404):
-                raise
-            self.logger.warning("%s: %s is gone (404); skipping it", self.name, dict(context or {}))
-        except RateLimitExhausted as exc:
-            if not self.stop_when_exhausted:
-                raise
-            self.denied = True
-            self.logger.warning("%s stopped early, its state kept where it got: %s", self.name, exc)
+            if isinstance(exc, KlaviyoPermissionError):
+                self.denied = True
+                self.logger.warning("skipping stream %s: %s", self.name, exc)
+            elif isinstance(exc, RateLimitExhausted):
+                self.denied = True
+                self.logger.warning("%s stopped early, its state kept where it got: %s", self.name, exc)
+            else:
+                self.logger.warning("%s: %s is gone (404); skipping it", self.name, dict(context or {}))
+
+    def tolerates(self, exc: BaseException) -> bool:
+        """Whether `exc` ends only this stream or partition (with a warning) rather than the run."""
+        if exc is self.klaviyo.abort_error:
+            return False  # another stream's failure, raised here to end the run early
+        if isinstance(exc, KlaviyoPermissionError):
+            return bool(self.config.get("skip_streams_without_scope"))
+        if isinstance(exc, KlaviyoAPIError):
+            return self.skip_not_found and exc.status == 404
+        if isinstance(exc, RateLimitExhausted):
+            return self.stop_when_exhausted
+        return False
 
     def resources(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
         """The page's resources; included ones a child stream emits are set aside for it first."""
@@ -626,16 +733,25 @@ class KlaviyoStream(RESTStream[Any]):
         return data
 
     def _set_aside_included(self, data: list[dict[str, Any]], included: list[dict[str, Any]]) -> None:
-        """Group included resources under the parent whose relationship lists them (JSON:API linkage)."""
+        """Keep included resources for the child streams that emit them, by parent."""
+        for child in self.sideloads.values():
+            if self._sideload_active(child):
+                self._sideloaded.setdefault(child, {}).update(self._linked(data, included, child))
+
+    def _linked(
+        self, data: list[dict[str, Any]], included: list[dict[str, Any]], child: str
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Parent id -> the included resources its relationship lists for `child` (JSON:API linkage)."""
+        rels = [rel for rel, name in self.sideloads.items() if name == child]
         by_key = {(r.get("type"), r.get("id")): r for r in included}
+        out: dict[str, list[dict[str, Any]]] = {}
         for parent in data:
             relationships = parent.get("relationships") or {}
-            for rel, child in self.sideloads.items():
-                if not self._sideload_active(child):
-                    continue
+            for rel in rels:
                 linkage = (relationships.get(rel) or {}).get("data") or []
                 found = [by_key[(ref["type"], ref["id"])] for ref in linkage if (ref["type"], ref["id"]) in by_key]
-                self._sideloaded.setdefault(child, {})[str(parent.get("id"))] = found
+                out[str(parent.get("id"))] = found
+        return out
 
     def take_sideloaded(self, child: str, parent_id: str) -> list[dict[str, Any]]:
         return self._sideloaded.get(child, {}).pop(parent_id, [])

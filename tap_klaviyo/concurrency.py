@@ -2,8 +2,10 @@
 
 The SDK emits records and state on one thread, one page at a time. Klaviyo's cursors cannot be
 parallelised, but time windows, partitions and child fan-outs can: each becomes a job that fills a small
-queue on its own thread, while the main thread drains the jobs strictly in order. Memory stays bounded
-(each job holds at most `buffer` pages) and state stays single-threaded.
+queue on its own thread, while the main thread drains the jobs strictly in order. State stays
+single-threaded, and memory stays bounded whatever the size of the account: the job being drained holds
+at most `buffer` pages, and jobs the main thread has not reached yet pause once the run's budget of
+fetched-ahead JSON is spent.
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 _DONE = object()
 
+#: JSON a run may hold for jobs the main thread has not reached yet (about four times that in memory).
+MAX_HELD_BYTES = 8 * 1024 * 1024
+
 
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
+
+
+def size_of(item: Any) -> int:
+    """Bytes of JSON an item came from (pages carry it); 0 when unknown."""
+    return int(getattr(item, "size", 0) or 0)
 
 
 class Job(Generic[T]):
@@ -91,58 +101,179 @@ def ordered(producers: Iterable[Callable[[], Iterable[T]]], ahead: int, buffer: 
             job.cancel()
 
 
+class Budget:
+    """Bytes of JSON fetched ahead of the main thread and not handed over yet, shared by every prefetch of
+    a run. Unclaimed jobs pause while it is spent; the job the main thread is draining never waits for it."""
+
+    def __init__(self, limit: int = MAX_HELD_BYTES) -> None:
+        self.limit = limit
+        self.used = 0
+        self.cond = threading.Condition()
+
+    def take(self, size: int) -> None:
+        with self.cond:
+            self.used += size
+
+    def give(self, size: int) -> None:
+        with self.cond:
+            self.used -= size
+            self.cond.notify_all()
+
+    def poke(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+
+class _PrefetchJob(Generic[T]):
+    """A prefetch job: an unbounded queue whose producer pauses while the run's budget is spent, or, once
+    claimed, while `buffer` pages wait for the main thread."""
+
+    def __init__(
+        self, produce: Callable[[], Iterable[T]], budget: Budget, buffer: int, on_done: Callable[[], None]
+    ) -> None:
+        self._produce = produce
+        self._budget = budget
+        self._buffer = buffer
+        self._on_done = on_done
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._queued = 0
+        self.claimed = False
+        self.cancelled = False
+        self.done = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _may_go_on(self) -> bool:
+        if self.cancelled:
+            return True
+        if self.claimed:
+            return self._queued < self._buffer
+        return self._budget.used < self._budget.limit
+
+    def _run(self) -> None:
+        cond = self._budget.cond
+        try:
+            for item in self._produce():
+                size = size_of(item)
+                with cond:
+                    if self.cancelled:
+                        return
+                    self._budget.used += size
+                    self._queued += 1
+                    self._queue.put(item)
+                    cond.wait_for(self._may_go_on)
+                    if self.cancelled:
+                        return
+            self._queue.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it in order
+            self._queue.put(_Failure(exc))
+        finally:
+            self.done = True
+            self._on_done()
+
+    def results(self) -> Iterator[T]:
+        self._budget.poke()
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            with self._budget.cond:
+                self._queued -= 1
+                self._budget.used -= size_of(item)
+                self._budget.cond.notify_all()
+            yield item  # type: ignore[misc]
+
+    def cancel(self) -> None:
+        """Stop producing and give back what was queued and never taken."""
+        with self._budget.cond:
+            self.cancelled = True
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _DONE and not isinstance(item, _Failure):
+                    self._queued -= 1
+                    self._budget.used -= size_of(item)
+            self._budget.cond.notify_all()
+
+
 class Prefetch(Generic[T]):
     """Jobs started early under a key and claimed later (partitions and children the SDK asks for one by one).
 
-    At most `ahead` jobs run at once; keys announced beyond that wait their turn in announcement order.
+    At most `ahead` jobs run at once; a job that finished before it was claimed keeps its pages but no
+    longer counts, so small children are all fetched while the main thread is still on a big one. What
+    unclaimed jobs hold is bounded by the run's `budget`. Keys wait their turn in announcement order; a key
+    claimed before its turn starts at once. Thread-safe: workers announce the children of the pages they
+    fetch.
     """
 
-    def __init__(self, ahead: int, buffer: int = 4) -> None:
+    def __init__(self, ahead: int, buffer: int = 4, budget: Budget | None = None) -> None:
         self._ahead = ahead
         self._buffer = buffer
-        self._jobs: dict[Hashable, Job[T]] = {}
+        self._budget = budget or Budget()
+        self._jobs: dict[Hashable, _PrefetchJob[T]] = {}
         self._waiting: deque[tuple[Hashable, Callable[[], Iterable[T]]]] = deque()
         self._waiting_keys: set[Hashable] = set()
+        self._lock = threading.RLock()
 
     def announce(self, key: Hashable, produce: Callable[[], Iterable[T]]) -> None:
-        if self._ahead <= 1 or key in self._jobs or key in self._waiting_keys:
-            return
-        self._waiting.append((key, produce))
-        self._waiting_keys.add(key)
-        self._start_waiting()
+        with self._lock:
+            if self._ahead <= 1 or key in self._jobs or key in self._waiting_keys:
+                return
+            self._waiting.append((key, produce))
+            self._waiting_keys.add(key)
+            self._start_waiting()
+
+    def announced(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._jobs or key in self._waiting_keys
+
+    def _start(self, key: Hashable, produce: Callable[[], Iterable[T]]) -> _PrefetchJob[T]:
+        job = _PrefetchJob(produce, self._budget, self._buffer, self._start_waiting)
+        self._jobs[key] = job
+        return job
 
     def _start_waiting(self) -> None:
-        while self._waiting and len(self._jobs) < self._ahead:
-            key, produce = self._waiting.popleft()
-            self._waiting_keys.discard(key)
-            self._jobs[key] = Job(produce, self._buffer)
+        with self._lock:
+            while self._waiting and sum(1 for job in self._jobs.values() if not job.done) < self._ahead:
+                key, produce = self._waiting.popleft()
+                self._waiting_keys.discard(key)
+                self._start(key, produce)
 
     def claim(self, key: Hashable) -> Iterator[T] | None:
         """The results of an announced job, or None (the caller then fetches itself)."""
-        if key in self._waiting_keys:
-            # Asked for before its turn: run it now, ahead of the queue.
-            for index, (waiting_key, produce) in enumerate(self._waiting):
-                if waiting_key == key:
-                    del self._waiting[index]
-                    self._waiting_keys.discard(key)
-                    self._jobs[key] = Job(produce, self._buffer)
-                    break
-        job = self._jobs.get(key)
-        if job is None:
-            return None
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is None and key in self._waiting_keys:
+                # Asked for before its turn: run it now, ahead of the queue.
+                index = next(i for i, (waiting_key, _) in enumerate(self._waiting) if waiting_key == key)
+                _, produce = self._waiting[index]
+                del self._waiting[index]
+                self._waiting_keys.discard(key)
+                job = self._start(key, produce)
+            if job is None:
+                return None
+            job.claimed = True
         return self._drain(key, job)
 
-    def _drain(self, key: Hashable, job: Job[T]) -> Iterator[T]:
+    def _drain(self, key: Hashable, job: _PrefetchJob[T]) -> Iterator[T]:
         try:
             yield from job.results()
         finally:
-            self._jobs.pop(key, None)
+            with self._lock:
+                self._jobs.pop(key, None)
             job.cancel()
             self._start_waiting()
 
     def close(self) -> None:
-        for job in self._jobs.values():
+        """Drop what nobody will claim (e.g. children of parents the stream did not emit)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+            self._jobs.clear()
+            self._waiting.clear()
+            self._waiting_keys.clear()
+        for job in jobs:
             job.cancel()
-        self._jobs.clear()
-        self._waiting.clear()
-        self._waiting_keys.clear()

@@ -63,15 +63,22 @@ class Limiter:
     def acquire(self) -> None:
         """Block until one more request fits every window, then count it."""
         while True:
-            with self._lock:
-                now = self.clock()
-                wait = self._wait_needed(now)
-                if wait <= 0:
-                    self._count_daily()
-                    self._recent.append(now)
-                    return
-                self.waited_s += wait
+            wait = self.try_acquire()
+            if wait <= 0:
+                return
             self.sleep(wait)
+
+    def try_acquire(self) -> float:
+        """Count one more request if it fits every window now (0.0); else how long until it might."""
+        with self._lock:
+            now = self.clock()
+            wait = self._wait_needed(now)
+            if wait <= 0:
+                self._count_daily()
+                self._recent.append(now)
+                return 0.0
+            self.waited_s += wait
+            return wait
 
     def _count_daily(self) -> None:
         if self.daily is None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
@@ -16,9 +19,10 @@ from typing_extensions import override
 from tap_klaviyo import __version__
 from tap_klaviyo.auth import ApiKeyAuth, OAuthRefreshAuth
 from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.concurrency import Budget
 from tap_klaviyo.errors import KlaviyoUserError, redact
 from tap_klaviyo.output import SingerOutput
-from tap_klaviyo.pacing import Pacer
+from tap_klaviyo.pacing import Limiter, Pacer
 from tap_klaviyo.progress import lean_garbage_collection, reporting
 from tap_klaviyo.settings import (
     CONFIG_SCHEMA,
@@ -99,13 +103,75 @@ class TapKlaviyo(Tap):
     def sync_all(self) -> None:
         """The SDK's sync, with progress lines and a summary on stderr and all output flushed at the end."""
         streams = [s for s in self.streams.values() if isinstance(s, KlaviyoStream)]
+        by_name = dict(self.streams)
         try:
             with lean_garbage_collection(), reporting(streams, self.logger):
+                started = self._start_slow_streams(streams)
+                # Streams fetching in the background are emitted last, when their pages are (mostly) in.
+                self._streams = {
+                    name: by_name[name]
+                    for name in sorted(by_name, key=lambda n: n in started)  # stable
+                }
                 super().sync_all()
         finally:
+            self._streams = by_name
+            for stream in streams:
+                stream.close_prefetch()
             writer = self.message_writer
             if isinstance(writer, SingerOutput):
                 writer.flush()
+
+    def _start_slow_streams(self, streams: list[KlaviyoStream]) -> set[str]:
+        """Streams held back by tight rate limits (flows, campaign details, ...) start fetching now, in the
+        background, so their waits overlap with the other streams instead of adding up."""
+        started = {
+            s.name
+            for s in streams
+            if (s.selected or s.has_selected_descendents) and s.parent_stream_type is None and s.start_early()
+        }
+        if started:
+            self.logger.info("fetching ahead (tight rate limits): %s", ", ".join(sorted(started)))
+        return started
+
+    #: An error on a background fetch that ends the run; every thread raises it at its next request.
+    abort_error: BaseException | None = None
+
+    def abort(self, exc: BaseException) -> None:
+        if self.abort_error is None:
+            self.abort_error = exc
+
+    def check_aborted(self) -> None:
+        if self.abort_error is not None:
+            raise self.abort_error
+
+    @cached_property
+    def prefetch_budget(self) -> Budget:
+        return Budget()
+
+    @cached_property
+    def in_flight(self) -> threading.BoundedSemaphore:
+        """At most max_concurrency requests on the wire at once, whatever thread sends them."""
+        return threading.BoundedSemaphore(max(1, int(self.config.get("max_concurrency") or 8)))
+
+    @contextmanager
+    def request_slot(self, limiter: Limiter) -> Iterator[None]:
+        """One request may leave now: a slot is free and the endpoint's limiter counts it at this moment.
+        A request its limiter holds back gives its slot up while it waits."""
+        while True:
+            self.in_flight.acquire()
+            try:
+                wait = limiter.try_acquire()
+            except BaseException:
+                self.in_flight.release()
+                raise
+            if wait <= 0:
+                break
+            self.in_flight.release()
+            limiter.sleep(wait)
+        try:
+            yield
+        finally:
+            self.in_flight.release()
 
     @classmethod
     @override

@@ -39,7 +39,34 @@ class FlowActionStream(SideloadedStream):
 
     @override
     def get_child_context(self, record: dict[str, Any], context: Mapping[str, Any] | None) -> dict[str, Any]:
-        return {"flow_action_id": record["id"], "flow_id": record.get("flow_id")}
+        action_type = (record.get("definition") or {}).get("type")
+        return {"flow_action_id": record["id"], "flow_id": record.get("flow_id"), "action_type": action_type}
+
+    @override
+    def light_record(self, resource: dict[str, Any]) -> dict[str, Any]:
+        record = super().light_record(resource)
+        definition = (resource.get("attributes") or {}).get("definition") or {}
+        record["definition"] = {"type": definition.get("type")}
+        return record
+
+
+#: Flow action types that never send anything, so have no flow messages (the spec's action definitions
+#: without a `message`): asking would spend a request of the 60 a minute flows allow.
+MESSAGELESS_ACTIONS = frozenset(
+    {
+        "time-delay",
+        "countdown-delay",
+        "target-date",
+        "back-in-stock-delay",
+        "conditional-split",
+        "trigger-split",
+        "multi-branch-split",
+        "action-output-split",
+        "update-profile",
+        "list-update",
+        "code",
+    }
+)
 
 
 class FlowMessageStream(KlaviyoStream):
@@ -49,3 +76,7 @@ class FlowMessageStream(KlaviyoStream):
     state_partitioning_keys = ()
     context_columns = ("flow_action_id", "flow_id")
     skip_not_found = True
+
+    @override
+    def wants(self, context: Mapping[str, Any]) -> bool:
+        return context.get("action_type") not in MESSAGELESS_ACTIONS
