@@ -13,7 +13,8 @@
 4. A row count per table, read from the database.
 
 Options: `--demo` syncs the demo account even with credentials set; `--size` picks its size;
-`--verbose` shows every log line (target-duckdb's per-batch lines are left out otherwise).
+`--verbose` shows every log line (target-duckdb's per-batch lines are left out otherwise); `--output DIR`
+writes the database and the log there instead of `output/`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ MELTANO_VERSION = "4.4.1"
 MELTANO_VENV = ROOT / ".meltano" / "meltano-venv"
 OUTPUT = ROOT / "output"
 TARGET = "target-duckdb"
-TARGET_PYTHON = ROOT / ".meltano" / "loaders" / TARGET / "venv" / "bin" / "python"
 CREDENTIAL_VARS = ("TAP_KLAVIYO_API_KEY", "TAP_KLAVIYO_REFRESH_TOKEN")
 # Lines of Meltano's log left off the console unless --verbose: the target's per-batch lines and the SDK's
 # per-partition metrics and stream setup (the tap's summary at the end carries the counts).
@@ -83,11 +83,10 @@ def meltano_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def has_credentials(env: Mapping[str, str]) -> bool:
+def has_credentials(env: Mapping[str, str], dotenv: Path = ROOT / ".env") -> bool:
     """Credentials in the environment, or in the .env file where `meltano config ... set` keeps secrets."""
     if any(env.get(name) for name in CREDENTIAL_VARS):
         return True
-    dotenv = ROOT / ".env"
     if dotenv.exists():
         for line in dotenv.read_text(encoding="utf-8").splitlines():
             name, _, value = line.partition("=")
@@ -124,14 +123,37 @@ def demo_account(size: str) -> Iterator[dict[str, str]]:
         yield {"TAP_KLAVIYO_API_URL": emulator.base_url, "TAP_KLAVIYO_API_KEY": DEMO_API_KEY}
 
 
+def database_path(meltano_args: list[str], env: Mapping[str, str]) -> Path:
+    """Where target-duckdb writes, as Meltano resolves it (meltano.yml, the environment, `meltano config`)."""
+    out = subprocess.run(
+        [str(meltano_bin()), *meltano_args, "config", "print", TARGET],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return Path(json.loads(out)["filepath"])
+
+
+def target_python() -> Path:
+    """target-duckdb's interpreter (it has duckdb), in Meltano's plugin directory."""
+    sys_dir = Path(os.environ.get("MELTANO_SYS_DIR_ROOT") or ROOT / ".meltano")
+    return sys_dir / "loaders" / TARGET / "venv" / "bin" / "python"
+
+
 def row_counts(database: Path, schema: str = "klaviyo") -> dict[str, int]:
     out = subprocess.run(
-        [str(TARGET_PYTHON), "-c", COUNT_ROWS, str(database), schema],
+        [str(target_python()), "-c", COUNT_ROWS, str(database), schema],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     return {str(k): int(v) for k, v in json.loads(out).items()}
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def print_counts(counts: Mapping[str, int], database: Path) -> None:
@@ -140,7 +162,7 @@ def print_counts(counts: Mapping[str, int], database: Path) -> None:
     for table, count in counts.items():
         print(f"{table:<{width}}{count:>10}")
     print(f"{'total':<{width}}{sum(counts.values()):>10}")
-    print(f"{len(counts)} tables in {database.relative_to(ROOT)} (schema klaviyo)")
+    print(f"{len(counts)} tables in {shown(database)} (schema klaviyo)")
 
 
 def main() -> int:
@@ -148,40 +170,45 @@ def main() -> int:
     parser.add_argument("--demo", action="store_true", help="sync the demo account even if credentials are set")
     parser.add_argument("--size", default="demo", choices=["tiny", "demo", "medium", "large"])
     parser.add_argument("--verbose", action="store_true", help="show every line of Meltano's log")
+    parser.add_argument("--output", type=Path, help="directory for the database and the log (default: output/)")
     args = parser.parse_args()
 
     started = time.monotonic()
-    OUTPUT.mkdir(exist_ok=True)
-    log = OUTPUT / "meltano.log"
+    output: Path = (args.output or OUTPUT).resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    log = output / "meltano.log"
     log.write_text("", encoding="utf-8")
-    meltano_bin_path = ensure_meltano()
+    ensure_meltano()
     env = meltano_env()
     demo = args.demo or not has_credentials(env)
+    if args.output:
+        env["TARGET_DUCKDB_FILEPATH"] = str(output / ("demo.duckdb" if demo else "klaviyo.duckdb"))
 
     print("meltano install tap-klaviyo target-duckdb ...", flush=True)
     code = run_meltano(["install", "tap-klaviyo", TARGET], env, log, verbose=args.verbose)
     if code:
-        print(f"meltano install failed ({code}); the log is in {log.relative_to(ROOT)}", file=sys.stderr)
+        print(f"meltano install failed ({code}); the log is in {shown(log)}", file=sys.stderr)
         return code
 
     run = ["run", "tap-klaviyo", TARGET]
     if demo:
-        database = OUTPUT / "demo.duckdb"
+        environment = ["--environment=demo"]
+        database = database_path(environment, env)
         database.unlink(missing_ok=True)  # each demo run starts from a new account: show just that one
         with demo_account(args.size) as demo_env:
-            code = run_meltano(
-                ["--environment=demo", *run, "--full-refresh"], meltano_env(demo_env), log, verbose=args.verbose
-            )
+            # Nothing of a real account's settings leaks into the demo (both a key and OAuth would be an error).
+            clean = {k: v for k, v in env.items() if not k.startswith("TAP_KLAVIYO_")}
+            code = run_meltano([*environment, *run, "--full-refresh"], {**clean, **demo_env}, log, verbose=args.verbose)
     else:
-        database = OUTPUT / "klaviyo.duckdb"
-        print("Syncing the Klaviyo account of TAP_KLAVIYO_API_KEY (incremental after the first run)", flush=True)
+        database = database_path([], env)
+        print("Syncing the Klaviyo account of your credentials (incremental after the first run)", flush=True)
         code = run_meltano(run, env, log, verbose=args.verbose)
     if code:
-        print(f"meltano run failed ({code}); the log is in {log.relative_to(ROOT)}", file=sys.stderr)
+        print(f"meltano run failed ({code}); the log is in {shown(log)}", file=sys.stderr)
         return code
 
     print_counts(row_counts(database), database)
-    print(f"Done in {time.monotonic() - started:.0f} s with {meltano_bin_path.relative_to(ROOT)}.")
+    print(f"Done in {time.monotonic() - started:.0f} s. Meltano's log: {shown(log)}")
     return 0
 
 

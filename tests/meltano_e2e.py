@@ -1,18 +1,22 @@
 """End-to-end helpers: Meltano (installed as `scripts/sync.py` installs it), real targets, and row checks.
 
-The tests run the project's own meltano.yml against the emulator, with Meltano's system database (and so
-its state) in a temporary directory and every target writing somewhere temporary too: a user's
-`.meltano/meltano.db` and `output/` are never touched. Plugin virtual environments are shared with
-`scripts/sync.py` (`.meltano/`): the first run installs them, later runs reuse them.
+The tests run the project's own meltano.yml against the emulator. Meltano itself is shared with
+`scripts/sync.py` (`.meltano/meltano-venv`), but everything Meltano keeps per project lives in temporary
+directories: plugin virtual environments and run files (`MELTANO_SYS_DIR_ROOT`, one per test session, so a
+`meltano run` of the user's, or of another test session, never shares `.meltano/run/` with a test) and the
+system database with its state (one per test module). Every target writes somewhere temporary too: a
+user's `.meltano/` and `output/` are never touched.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +42,18 @@ def _truthy(name: str) -> bool:
     return os.environ.get(name, "").lower() in {"1", "true", "yes"}
 
 
+_sys_dir: Path | None = None
+
+
+def sys_dir() -> Path:
+    """Meltano's plugin and run directory for this test session (installed plugins are reused within it)."""
+    global _sys_dir
+    if _sys_dir is None:
+        _sys_dir = Path(tempfile.mkdtemp(prefix="tap-klaviyo-meltano-"))
+        atexit.register(shutil.rmtree, _sys_dir, True)
+    return _sys_dir
+
+
 @dataclass
 class Meltano:
     """`meltano` of this project, with its system database (state) in `home`."""
@@ -47,6 +63,7 @@ class Meltano:
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV)}
+        env["MELTANO_SYS_DIR_ROOT"] = str(sys_dir())
         env["MELTANO_DATABASE_URI"] = f"sqlite:///{self.home / 'meltano.db'}"
         env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
         env.update(extra or {})
@@ -73,6 +90,11 @@ class Meltano:
 
     def state(self, state_id: str) -> dict[str, Any]:
         return dict(json.loads(self("state", "get", state_id)))
+
+    @staticmethod
+    def python(loader: str) -> Path:
+        """The interpreter of an installed loader."""
+        return sys_dir() / "loaders" / loader / "venv" / "bin" / "python"
 
 
 def meltano_for_tests(home: Path, plugins: Iterable[str]) -> Meltano:
@@ -153,7 +175,7 @@ def _counts_sql(tables: Mapping[str, list[str]], schema: str, quote: str = '"') 
 
 def duckdb_query(database: Path, sql: str) -> list[list[Any]]:
     """Rows of one query, through target-duckdb's own duckdb (the test venv has none)."""
-    python = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
+    python = Meltano.python("target-duckdb")
     code = (
         "import duckdb, json, sys\n"
         "rows = duckdb.connect(sys.argv[1], read_only=True).execute(sys.argv[2]).fetchall()\n"
