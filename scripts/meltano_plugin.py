@@ -115,6 +115,8 @@ def extractor(info: dict[str, Any]) -> dict[str, Any]:
         "capabilities": capabilities(info),
         "settings_group_validation": [["api_key"], list(OAUTH_SETTINGS)],
         "settings": meltano_settings(info["settings"]),
+        # The schema targets load into ($MELTANO_EXTRACT__LOAD_SCHEMA); an inheriting plugin sets its own.
+        "load_schema": "klaviyo",
         # Meltano selects every stream by default; leave the tap's opt-in streams out unless asked for.
         "select": ["*.*", *(f"!{name}.*" for name in opt_in_streams())],
     }
