@@ -39,10 +39,12 @@ MELTANO_VENV = ROOT / ".meltano" / "meltano-venv"
 OUTPUT = ROOT / "output"
 TARGET = "target-duckdb"
 CREDENTIAL_VARS = ("TAP_KLAVIYO_API_KEY", "TAP_KLAVIYO_REFRESH_TOKEN")
-# Lines of Meltano's log left off the console unless --verbose: the target's per-batch lines and the SDK's
-# per-partition metrics and stream setup (the tap's summary at the end carries the counts).
+# Lines of Meltano's log left off the console unless --verbose: the target's per-batch lines, the SDK's
+# per-partition metrics and stream setup (the tap's summary at the end carries the counts), and Meltano's
+# line for every state message.
 QUIET = re.compile(
-    r"\[(?:info|debug)\s*\] (?:target-duckdb |tap-klaviyo\s+(?:METRIC|Added '|Skipping parse|Beginning sync))"
+    r"\[(?:info|debug)\s*\] (?:target-duckdb |tap-klaviyo\s+(?:METRIC|Added '|Skipping parse|Beginning sync)"
+    r"|meltano\s+Incremental state has been updated)"
 )
 
 COUNT_ROWS = """
