@@ -101,6 +101,7 @@ class Reporter:
         self.logger = logger
         self.interval = interval
         self.started = time.monotonic()
+        self.cpu_started = time.process_time()
         self._stop = threading.Event()
         self._seen: dict[str, tuple[int, int]] = {}
         self._thread = threading.Thread(target=self._run, name="tap-klaviyo-progress", daemon=True)
@@ -135,23 +136,30 @@ class Reporter:
             self.logger.info(line)
 
     def summary(self) -> None:
+        """Records, requests (retries included), retries, 429s, seconds from a stream's first request to its
+        last record (streams fetched ahead overlap others) and the process CPU seconds meanwhile."""
         rows = [s for s in self.streams if s.stats.records or s.stats.requests]
         width = max([len("stream"), *(len(s.name) for s in rows)])
-        header = f"{'stream':<{width}} {'records':>10} {'requests':>9} {'retries':>8} {'429s':>6} {'seconds':>8}"
-        self.logger.info("summary: %s", header)
-        totals = [0, 0, 0, 0]
+        self.logger.info(
+            "summary: %s",
+            f"{'stream':<{width}} {'records':>10} {'requests':>9} {'retries':>8} {'429s':>6} {'seconds':>8} "
+            f"{'cpu s':>7}",
+        )
+        records = requests = retries = throttled = 0
         for stream in rows:
             st = stream.stats
-            totals = [totals[0] + st.records, totals[1] + st.requests, totals[2] + st.retries, totals[3] + st.throttled]
+            records, requests = records + st.records, requests + st.requests
+            retries, throttled = retries + st.retries, throttled + st.throttled
             self.logger.info(
                 "summary: %s",
                 f"{stream.name:<{width}} {st.records:>10,} {st.requests:>9,} {st.retries:>8,} {st.throttled:>6,} "
-                f"{st.seconds:>8.1f}",
+                f"{st.seconds:>8.1f} {st.cpu_seconds:>7.1f}",
             )
         wall = time.monotonic() - self.started
+        cpu = time.process_time() - self.cpu_started
         self.logger.info(
             "summary: %s",
-            f"{'total':<{width}} {totals[0]:>10,} {totals[1]:>9,} {totals[2]:>8,} {totals[3]:>6,} {wall:>8.1f}",
+            f"{'total':<{width}} {records:>10,} {requests:>9,} {retries:>8,} {throttled:>6,} {wall:>8.1f} {cpu:>7.1f}",
         )
 
 
@@ -209,8 +217,9 @@ QUIET = _QuietContexts()
 
 
 def quiet_logger(name: str, partitioned: bool) -> None:
-    logger = logging.getLogger(name)
+    """Keep a stream's per-partition chatter, and the SDK's per-context METRIC lines, for DEBUG."""
     if partitioned:
         _PARTITIONED.add(name)
-    if QUIET not in logger.filters:
-        logger.addFilter(QUIET)
+    for logger in (logging.getLogger(name), logging.getLogger(METRICS_LOGGER_NAME)):
+        if QUIET not in logger.filters:
+            logger.addFilter(QUIET)

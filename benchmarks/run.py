@@ -1,0 +1,562 @@
+"""How fast tap-klaviyo syncs, against the bundled Klaviyo emulator with Klaviyo's rate limits and latency.
+
+`python benchmarks/run.py` runs, each time against a fresh emulator (Klaviyo's per-endpoint burst/steady
+limits from the spec, 150 ms +- 50 ms of latency per request) and the real command line in a subprocess:
+
+1. a full sync of the medium account (5,000 profiles, 100,000 events, 50 lists and 50 segments with
+   members, 50 flows, 200 campaigns, ...) with the default settings: per stream records, requests, 429s
+   and seconds; the run's wall time; the rate-limit floor (below) and wall / floor;
+2. the same sync with `max_concurrency=1`: its wall time, the ratio, and whether both runs emitted the same
+   records (same keys and contents per stream; reports only by key, their values accrue with the clock);
+3. the event stream alone at zero latency: event records per CPU-second of the tap process;
+4. peak RSS of the tap for the medium account (run 1) and a large one (1,000,000 events).
+
+The rate-limit floor: for each endpoint, the least time its burst (per second) and steady (per minute)
+limits allow for the requests the account's data needs at the largest page size, with `include=` where it
+replaces a fan-out (flow actions, campaign messages), plus one round trip; the run's floor is the sum over
+endpoints, as if the streams ran one after another. Limits are read as "at most B in any second and S in any
+minute" (sliding windows): a client cannot know where a server's fixed windows start.
+
+Reports are read for `report_history_days=1` (2 requests each): Klaviyo allows 2 report requests a minute,
+so 30 days would add 15 minutes of waiting per report that no client can shorten.
+
+Options: `--quick` (demo account, no large run), `--skip-sequential`, `--skip-large`, `--skip-zero-latency`,
+`--size`, `--large-size`, `--latency-ms`, `--jitter-ms`, `--out` (results file, default
+benchmarks/results.md; `--out -` writes none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tap_klaviyo import spec  # noqa: E402
+from tap_klaviyo.streams.flows import MESSAGELESS_ACTIONS  # noqa: E402
+from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig  # noqa: E402
+from tests.emulator.api import fixed_page_size  # noqa: E402
+from tests.emulator.data import AccountData  # noqa: E402
+from tests.emulator.spec import get_spec  # noqa: E402
+
+#: Streams whose record values depend on when they are read (report values accrue until now).
+TIME_DEPENDENT = {"campaign_values_report", "flow_values_report", "metric_aggregate"}
+SUMMARY = re.compile(r"summary: (\S+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)")
+
+
+# -- the rate-limit floor ------------------------------------------------------------------------------
+
+
+def least_time(requests: int, burst: int, steady: int) -> float:
+    """Seconds from the first to the last of `requests` sent as early as 'at most `burst` in any second and
+    `steady` in any minute' allows."""
+    sent: list[float] = []
+    for k in range(requests):
+        at = sent[-1] if sent else 0.0
+        if k >= burst:
+            at = max(at, sent[k - burst] + 1.0)
+        if k >= steady:
+            at = max(at, sent[k - steady] + 60.0)
+        sent.append(at)
+    return sent[-1] if sent else 0.0
+
+
+def pages(count: int, size: int) -> int:
+    return max(1, math.ceil(count / size))
+
+
+def page_size(path: str, method: str = "get") -> int:
+    endpoint = spec.endpoint(path, method)
+    if endpoint.max_page_size:
+        return endpoint.max_page_size
+    return fixed_page_size(get_spec().operation(method.upper(), path))
+
+
+def _marketing(profile: Any) -> dict[str, Any]:
+    return ((profile.attrs.get("subscriptions") or {}).get("email") or {}).get("marketing") or {}
+
+
+def plan(account: AccountData, report_days: int) -> dict[str, tuple[int, str]]:
+    """Endpoint -> (requests the data needs, why), for the streams a default sync selects."""
+    out: dict[str, tuple[int, str]] = {}
+
+    def add(path: str, requests: int, why: str, method: str = "GET") -> None:
+        key = f"{method} {path}"
+        before, reason = out.get(key, (0, ""))
+        out[key] = (before + requests, f"{reason}; {why}" if reason else why)
+
+    def collection(path: str, rtype: str, why: str = "") -> None:
+        n = len(account.records(rtype))
+        add(path, pages(n, page_size(path)), why or f"{n:,} {rtype}s / {page_size(path)}")
+
+    add("/api/accounts", 1, "one account")
+    collection("/api/metrics", "metric")
+    events = account.event_count()
+    add("/api/events", pages(events, page_size("/api/events")), f"{events:,} events / 1,000, metric included")
+    profiles = account.records("profile")
+    add("/api/profiles", pages(len(profiles), 100), f"{len(profiles):,} profiles / 100")
+    suppressed = sum(1 for p in profiles if _marketing(p).get("suppression"))
+    list_suppressed = sum(1 for p in profiles if _marketing(p).get("list_suppressions"))
+    add("/api/profiles", pages(suppressed, 100), f"{suppressed} globally suppressed")
+    add("/api/profiles", pages(list_suppressed, 100), f"{list_suppressed} suppressed from lists")
+    for kind in ("list", "segment"):
+        groups = account.records(kind)
+        add(f"/api/{kind}s", pages(len(groups), 10), f"{len(groups)} {kind}s / 10")
+        member_pages = sum(pages(len(account.members[kind].get(g.id, {})), 100) for g in groups)
+        add(f"/api/{kind}s/{{id}}/profiles", member_pages, f"members of each {kind} / 100")
+    flows = account.records("flow")
+    for archived in (False, True):
+        n = sum(1 for f in flows if bool(f.attrs.get("archived")) == archived)
+        add("/api/flows", pages(n, 50), f"{n} {'archived ' if archived else ''}flows / 50, actions included")
+    sending = [
+        a
+        for a in account.records("flow-action")
+        if (a.attrs.get("definition") or {}).get("type") not in MESSAGELESS_ACTIONS
+    ]
+    add(
+        "/api/flow-actions/{id}/flow-messages",
+        sum(pages(len(a.rels.get("flow-messages") or []), 50) for a in sending),
+        f"one per action that sends ({len(sending)} of {len(account.records('flow-action'))})",
+    )
+    campaigns = account.records("campaign")
+    partitions = Counter((c.extra["channel"], bool(c.attrs.get("archived"))) for c in campaigns)
+    add(
+        "/api/campaigns",
+        sum(pages(n, 100) for n in partitions.values()) + (6 - len(partitions)),
+        "one per channel and archived flag / 100, messages included",
+    )
+    messages = [m for m in account.records("campaign-message") if m.rels.get("template")]
+    add("/api/campaign-messages/{id}/template", len(messages), "one per message with a template (email)")
+    add("/api/campaign-recipient-estimations/{id}", len(campaigns), "one per campaign")
+    collection("/api/templates", "template")
+    collection("/api/images", "image")
+    collection("/api/tags", "tag")
+    collection("/api/tag-groups", "tag-group")
+    collection("/api/coupons", "coupon")
+    codes = Counter(str(c.rels.get("coupon")) for c in account.records("coupon-code"))
+    add(
+        "/api/coupons/{id}/coupon-codes",
+        sum(pages(codes.get(c.id, 0), 100) for c in account.records("coupon")),
+        "codes of each coupon / 100",
+    )
+    for path, rtype in (
+        ("/api/catalog-items", "catalog-item"),
+        ("/api/catalog-variants", "catalog-variant"),
+        ("/api/catalog-categories", "catalog-category"),
+        ("/api/forms", "form"),
+        ("/api/reviews", "review"),
+        ("/api/web-feeds", "web-feed"),
+        ("/api/push-tokens", "push-token"),
+    ):
+        collection(path, rtype)
+    versions = Counter(str(v.rels.get("form")) for v in account.records("form-version"))
+    add(
+        "/api/forms/{id}/form-versions",
+        sum(pages(versions.get(f.id, 0), 100) for f in account.records("form")),
+        "versions of each form / 100",
+    )
+    days = report_days + 1  # from report_history_days ago through today
+    add("/api/campaign-values-reports", days, f"{days} days, one request a day", "POST")
+    add("/api/flow-values-reports", days, f"{days} days, one request a day", "POST")
+    return out
+
+
+def floor_table(account: AccountData, report_days: int, latency_s: float) -> list[dict[str, Any]]:
+    rows = []
+    for key, (requests, why) in plan(account, report_days).items():
+        method, path = key.split(" ", 1)
+        burst, steady, _daily = spec.endpoint(path, method.lower()).rate
+        seconds = least_time(requests, burst, steady) + latency_s
+        rows.append(
+            {"endpoint": key, "requests": requests, "burst": burst, "steady": steady, "floor": seconds, "why": why}
+        )
+    return rows
+
+
+# -- running the tap -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    label: str
+    wall: float
+    cpu: float
+    rss_mb: float
+    returncode: int
+    streams: dict[str, dict[str, float]]
+    endpoints: dict[str, Counter[int]] = field(default_factory=dict)
+    stdout: Path | None = None
+    stderr_tail: str = ""
+
+
+def run_tap(
+    emu: Emulator,
+    config: dict[str, Any],
+    workdir: Path,
+    label: str,
+    *,
+    catalog: dict[str, Any] | None = None,
+    keep_output: bool = True,
+) -> Run:
+    """The real command line in a subprocess; its own CPU time and peak RSS from wait4."""
+    config_file = workdir / f"{label}-config.json"
+    config_file.write_text(json.dumps(config))
+    cmd = [sys.executable, "-m", "tap_klaviyo", "--config", str(config_file)]
+    if catalog is not None:
+        catalog_file = workdir / f"{label}-catalog.json"
+        catalog_file.write_text(json.dumps(catalog))
+        cmd += ["--catalog", str(catalog_file)]
+    out_path = workdir / f"{label}.jsonl" if keep_output else None
+    err_path = workdir / f"{label}.stderr"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_")}
+    emu.clear_log()
+    with (
+        out_path.open("wb") if out_path else open(os.devnull, "wb") as out,
+        err_path.open("wb") as err,
+    ):
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = err_path.read_text(encoding="utf-8", errors="replace")
+    streams: dict[str, dict[str, float]] = {}
+    for match in SUMMARY.finditer(stderr):
+        name, *values = match.groups()
+        records, requests, retries, throttled, seconds, cpu = (float(v.replace(",", "")) for v in values)
+        streams[name] = {
+            "records": records,
+            "requests": requests,
+            "retries": retries,
+            "429s": throttled,
+            "seconds": seconds,
+            "cpu": cpu,
+        }
+    endpoints: dict[str, Counter[int]] = defaultdict(Counter)
+    for entry in emu.requests.snapshot():
+        endpoints[f"{entry.method} {entry.template}"][entry.status] += 1
+    return Run(
+        label,
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        proc.returncode,
+        streams,
+        dict(endpoints),
+        out_path,
+        stderr[-3000:],
+    )
+
+
+def emulator(size: str, latency_ms: float, jitter_ms: float) -> Emulator:
+    return Emulator(
+        EmulatorConfig(size=size, rate_limit_scale=1.0, latency_ms=latency_ms, latency_jitter_ms=jitter_ms, seed=1)
+    )
+
+
+def base_config(emu: Emulator, **extra: Any) -> dict[str, Any]:
+    return {"api_key": DEMO_API_KEY, "api_url": emu.base_url, "report_history_days": 1, **extra}
+
+
+def events_only_catalog(config: dict[str, Any]) -> dict[str, Any]:
+    from tap_klaviyo.tap import TapKlaviyo
+
+    catalog = TapKlaviyo(config=config, validate_config=False).catalog_dict
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] == "event"
+    return catalog
+
+
+# -- comparing two runs' records -----------------------------------------------------------------------
+
+
+def digests(path: Path) -> dict[str, Counter[str]]:
+    """Stream -> multiset of record digests (key only for time-dependent streams)."""
+    decoder = msgspec.json.Decoder()
+    encoder = msgspec.json.Encoder(order="sorted")
+    keys: dict[str, list[str]] = {}
+    out: dict[str, Counter[str]] = defaultdict(Counter)
+    with path.open("rb") as lines:
+        for line in lines:
+            message = decoder.decode(line)
+            kind = message.get("type")
+            if kind == "SCHEMA":
+                keys[message["stream"]] = list(message.get("key_properties") or [])
+            elif kind == "RECORD":
+                stream, record = message["stream"], message["record"]
+                if stream in TIME_DEPENDENT:
+                    body = encoder.encode([record.get(k) for k in keys.get(stream, [])])
+                else:
+                    body = encoder.encode(record)
+                out[stream][hashlib.blake2b(body, digest_size=16).hexdigest()] += 1
+    return out
+
+
+def compare(a: Path, b: Path) -> list[str]:
+    """Differences between the records of two runs, per stream (empty: the same)."""
+    left, right = digests(a), digests(b)
+    problems = []
+    for stream in sorted(set(left) | set(right)):
+        if left.get(stream) != right.get(stream):
+            only_a = sum((left.get(stream, Counter()) - right.get(stream, Counter())).values())
+            only_b = sum((right.get(stream, Counter()) - left.get(stream, Counter())).values())
+            problems.append(f"{stream}: {only_a} records only in the first run, {only_b} only in the second")
+    return problems
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        total_kb = int(meminfo.read_text().split()[1])
+        memory = f", {total_kb / 1024 / 1024:.1f} GB RAM"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return (
+        f"{os.cpu_count()} CPU cores ({model or platform.processor() or 'unknown CPU'}){memory}, shared with other "
+        f"work (load average {load:.1f} at the start); {platform.system()} {platform.release()}, Python "
+        f"{platform.python_version()}. The emulator runs in the benchmark process and the tap in its own, so "
+        "they share the same cores: the emulator spends 13-20 ms of CPU rendering each 1,000-event page."
+    )
+
+
+class Report:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, text: str = "") -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def table(self, header: list[str], rows: list[list[Any]]) -> None:
+        self("| " + " | ".join(header) + " |")
+        self("|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|")
+        for row in rows:
+            self("| " + " | ".join(str(c) for c in row) + " |")
+        self()
+
+
+def stream_rows(run: Run) -> list[list[Any]]:
+    rows = []
+    for name, st in sorted(run.streams.items()):
+        if name == "total":
+            continue
+        rows.append(
+            [name, f"{st['records']:,.0f}", f"{st['requests']:,.0f}", f"{st['429s']:,.0f}", f"{st['seconds']:.1f}"]
+        )
+    total = run.streams.get("total")
+    if total:
+        rows.append(
+            [
+                "**total**",
+                f"{total['records']:,.0f}",
+                f"{total['requests']:,.0f}",
+                f"{total['429s']:,.0f}",
+                f"{run.wall:.1f}",
+            ]
+        )
+    return rows
+
+
+def server_429s(run: Run) -> int:
+    return sum(c.get(429, 0) for c in run.endpoints.values())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="medium", choices=["tiny", "demo", "medium", "large"])
+    parser.add_argument("--large-size", default="large", choices=["tiny", "demo", "medium", "large"])
+    parser.add_argument("--latency-ms", type=float, default=150.0)
+    parser.add_argument("--jitter-ms", type=float, default=50.0)
+    parser.add_argument("--quick", action="store_true", help="demo account, no large run")
+    parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--skip-zero-latency", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
+    args = parser.parse_args()
+    if args.quick:
+        args.size, args.skip_large = "demo", True
+
+    say = Report()
+    started_at = datetime.now(timezone.utc)
+    say(f"# tap-klaviyo benchmark ({started_at:%Y-%m-%d %H:%M} UTC)")
+    say()
+    say(f"Machine: {machine()}")
+    say()
+    say(
+        f"Emulator: `{args.size}` account, Klaviyo's per-endpoint rate limits, {args.latency_ms:.0f} ms +- "
+        f"{args.jitter_ms:.0f} ms latency per request; tap settings: defaults (max_concurrency 8), "
+        "report_history_days 1. Command: `python benchmarks/run.py`"
+        + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
+        + "."
+    )
+    say()
+    summary: list[list[Any]] = []
+
+    with tempfile.TemporaryDirectory(prefix="tap-klaviyo-bench-") as tmp:
+        workdir = Path(tmp)
+        # 1. concurrent sync with limits and latency
+        with emulator(args.size, args.latency_ms, args.jitter_ms) as emu:
+            floor_rows = floor_table(emu.account, 1, args.latency_ms / 1000)
+            concurrent = run_tap(emu, base_config(emu), workdir, "concurrent")
+        if concurrent.returncode:
+            say(f"The concurrent run failed (exit {concurrent.returncode}):\n```\n{concurrent.stderr_tail}\n```")
+            return 1
+        floor = sum(r["floor"] for r in floor_rows)
+        say(f"## 1. Full sync of the {args.size} account, max_concurrency 8")
+        say()
+        say("Per stream (seconds: from the stream's first request to its last record; streams fetched ahead overlap):")
+        say()
+        say.table(["stream", "records", "requests", "429s", "seconds"], stream_rows(concurrent))
+        say("Per endpoint: requests the run sent (429s as the emulator counted them) and the floor plan:")
+        say()
+        rows = []
+        for row in sorted(floor_rows, key=lambda r: -r["floor"]):
+            sent = concurrent.endpoints.get(row["endpoint"], Counter())
+            rows.append(
+                [
+                    f"`{row['endpoint']}`",
+                    f"{sum(sent.values()):,}",
+                    sent.get(429, 0),
+                    f"{row['requests']:,}",
+                    f"{row['burst']}/s, {row['steady']}/min",
+                    f"{row['floor']:.1f}",
+                    row["why"],
+                ]
+            )
+        unplanned = sorted(set(concurrent.endpoints) - {r["endpoint"] for r in floor_rows})
+        for endpoint in unplanned:
+            sent = concurrent.endpoints[endpoint]
+            rows.append([f"`{endpoint}`", f"{sum(sent.values()):,}", sent.get(429, 0), "-", "", "", "not in the plan"])
+        say.table(["endpoint", "sent", "429s", "floor requests", "limits", "floor s", "floor plan"], rows)
+        ratio = concurrent.wall / floor if floor else float("nan")
+        say(
+            f"Wall **{concurrent.wall:.1f} s**; rate-limit floor **{floor:.1f} s** (sum over endpoints); wall / floor "
+            f"**{ratio:.2f}**; 429s: {server_429s(concurrent)}; tap CPU {concurrent.cpu:.1f} s; peak RSS "
+            f"{concurrent.rss_mb:.0f} MB."
+        )
+        say()
+        summary += [
+            ["wall / rate-limit floor (medium)", f"{concurrent.wall:.1f} s / {floor:.1f} s = {ratio:.2f}", "<= 1.25"],
+            ["429s in a normal run", str(server_429s(concurrent)), "0"],
+        ]
+
+        # 2. sequential
+        if not args.skip_sequential:
+            with emulator(args.size, args.latency_ms, args.jitter_ms) as emu:
+                sequential = run_tap(emu, base_config(emu, max_concurrency=1), workdir, "sequential")
+            assert concurrent.stdout is not None and sequential.stdout is not None
+            differences = compare(sequential.stdout, concurrent.stdout)
+            speedup = sequential.wall / concurrent.wall
+            say("## 2. The same sync with max_concurrency 1")
+            say()
+            say.table(["stream", "records", "requests", "429s", "seconds"], stream_rows(sequential))
+            say(
+                f"Sequential wall **{sequential.wall:.1f} s**; concurrent {concurrent.wall:.1f} s: **{speedup:.1f}x** "
+                f"faster. Records: "
+                + ("**the same** in both runs (keys and contents, per stream)." if not differences else "DIFFERENT:")
+            )
+            for problem in differences:
+                say(f"- {problem}")
+            say()
+            summary += [
+                [
+                    "concurrent vs max_concurrency=1",
+                    f"{sequential.wall:.1f} s / {concurrent.wall:.1f} s = {speedup:.1f}x",
+                    ">= 5x",
+                ],
+                ["same records as sequential", "yes" if not differences else "NO", "yes"],
+            ]
+
+        # 3. events at zero latency
+        if not args.skip_zero_latency:
+            with emulator(args.size, 0.0, 0.0) as emu:
+                config = base_config(emu)
+                fast = run_tap(emu, config, workdir, "events", catalog=events_only_catalog(config), keep_output=False)
+            event = fast.streams.get("event", {})
+            records = event.get("records", 0.0)
+            per_stream_cpu = records / event["cpu"] if event.get("cpu") else float("nan")
+            per_process_cpu = records / fast.cpu if fast.cpu else float("nan")
+            say("## 3. Events alone at zero latency")
+            say()
+            say(
+                f"{records:,.0f} event records in {fast.wall:.1f} s; tap CPU while the event stream ran "
+                f"{event.get('cpu', 0):.2f} s: **{per_stream_cpu:,.0f} records per CPU-second** "
+                f"({per_process_cpu:,.0f} counting the whole process, {fast.cpu:.2f} CPU-s with start-up)."
+            )
+            say()
+            summary.append(["event records per CPU-second (zero latency)", f"{per_stream_cpu:,.0f}", ">= 40,000"])
+
+        # 4. large account
+        say("## 4. Peak RSS of the tap")
+        say()
+        rss_rows = [
+            [
+                args.size,
+                f"{concurrent.streams.get('event', {}).get('records', 0):,.0f}",
+                f"{concurrent.wall:.1f}",
+                f"{concurrent.rss_mb:.0f}",
+            ]
+        ]
+        if not args.skip_large:
+            with emulator(args.large_size, args.latency_ms, args.jitter_ms) as emu:
+                large = run_tap(emu, base_config(emu), workdir, "large", keep_output=False)
+            rss_rows.append(
+                [
+                    args.large_size,
+                    f"{large.streams.get('event', {}).get('records', 0):,.0f}",
+                    f"{large.wall:.1f}",
+                    f"{large.rss_mb:.0f}",
+                ]
+            )
+            growth = large.rss_mb / concurrent.rss_mb - 1
+            summary.append(
+                [
+                    "peak RSS medium / large",
+                    f"{concurrent.rss_mb:.0f} MB / {large.rss_mb:.0f} MB ({growth:+.0%})",
+                    "< 250 MB, within 20 %",
+                ]
+            )
+            if large.returncode:
+                say(f"The large run failed (exit {large.returncode}).")
+        say.table(["account", "events", "wall s", "peak RSS MB"], rss_rows)
+
+    say("## Summary")
+    say()
+    say.table(["measure", "result", "target"], summary)
+    if args.out != "-":
+        Path(args.out).write_text("\n".join(say.lines) + "\n", encoding="utf-8")
+        print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
