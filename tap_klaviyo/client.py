@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import cache, cached_property, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
@@ -112,13 +112,62 @@ class Document(dict[str, Any]):
         self.size = size
 
 
-def document(response: requests.Response) -> dict[str, Any]:
-    """The parsed JSON body, parsed once per response."""
+class _Fields(msgspec.Struct):
+    """Read like the dicts the rest of the engine expects (`.get`, `[]`), for the fields a struct has."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.__struct_fields__ else default
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__struct_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+
+class LeanRelationship(_Fields):
+    data: Any = None
+
+
+class LeanResource(_Fields):
+    type: Any = None
+    id: Any = None
+    attributes: dict[str, Any] | None = None
+    relationships: dict[str, LeanRelationship] | None = None
+
+
+class LeanDocument(_Fields):
+    """A JSON:API page decoded without the `links` of every resource and relationship, which the tap never
+    reads: about half the objects of a plain decode, so half the CPU to build them and to free them."""
+
+    data: list[LeanResource] | LeanResource | None = None
+    included: list[LeanResource] | None = None
+    links: dict[str, Any] | None = None
+    meta: Any = None
+    size: int = 0
+
+
+_lean_decoder = msgspec.json.Decoder(LeanDocument)
+
+
+def document(response: requests.Response, *, lean: bool = False) -> dict[str, Any]:
+    """The parsed JSON body, parsed once per response. `lean`: a LeanDocument (read through the same `.get`
+    and `[]` as a dict) when the body has the JSON:API shape, else a plain dict."""
     doc: dict[str, Any] | None = getattr(response, "_klaviyo_doc", None)
     if doc is None:
         content = response.content
-        parsed = _json_decoder.decode(content) if content else {}
-        doc = Document(parsed, len(content)) if isinstance(parsed, dict) else parsed
+        if lean and content:
+            try:
+                lean_doc = _lean_decoder.decode(content)
+                lean_doc.size = len(content)
+                doc = cast(dict[str, Any], lean_doc)
+            except msgspec.ValidationError:
+                doc = None
+        if doc is None:
+            parsed = _json_decoder.decode(content) if content else {}
+            doc = Document(parsed, len(content)) if isinstance(parsed, dict) else parsed
         response._klaviyo_doc = doc  # type: ignore[attr-defined]
     return doc
 
@@ -149,6 +198,8 @@ class KlaviyoStream(RESTStream[Any]):
     skip_not_found: ClassVar[bool] = False
     #: HTTP method of the endpoint in the spec (reports and aggregates are POST queries).
     method: ClassVar[str] = "get"
+    #: Decode this stream's pages as LeanDocuments (its hot path reads only data, included and links.next).
+    lean_documents: ClassVar[bool] = False
     #: A spent rate-limit budget (daily cap) ends this stream with a warning; the run goes on.
     stop_when_exhausted: ClassVar[bool] = False
 
@@ -362,16 +413,19 @@ class KlaviyoStream(RESTStream[Any]):
                     self.klaviyo.authenticator(prepared)
                     self.stats.add(requests_=1)
                     response = self.requests_session.send(prepared, timeout=self.timeout)
-                return self._checked(response, template)
+                document_ = self._checked(response, template)
+                self._respect_quota_headers(response, limiter)
+                return document_
             except ThrottledError as exc:
                 wait = exc.retry_after
                 if wait is None:
                     wait = self._backoff(failures + 1)
                 if wait > MAX_RETRY_AFTER_S or throttled_s + wait > MAX_THROTTLED_TOTAL_S:
+                    resets = datetime.now(timezone.utc) + timedelta(seconds=wait)
                     msg = (
                         f"{self.name}: Klaviyo rate limit on {method} {template} asks for a wait of "
-                        f"{wait:.0f} s (after {throttled_s:.0f} s of waiting already); "
-                        "stopping instead of sleeping. Run again later."
+                        f"{wait:.0f} s (after {throttled_s:.0f} s of waiting already): it resets at "
+                        f"{resets:%Y-%m-%d %H:%M} UTC; stopping instead of sleeping. Run again later."
                     )
                     raise RateLimitExhausted(msg) from None
                 throttled_s += wait
@@ -426,11 +480,26 @@ class KlaviyoStream(RESTStream[Any]):
             msg = f"{self.name}: refusing to follow a link to another host ({urlsplit(url).netloc})"
             raise FatalAPIError(msg)
 
+    @staticmethod
+    def _respect_quota_headers(response: requests.Response, limiter: Limiter) -> None:
+        """Other integrations share the account's quota: when Klaviyo says none is left in this window,
+        pause the endpoint until it resets instead of spending a request on a 429."""
+        remaining = response.headers.get("RateLimit-Remaining")
+        reset = response.headers.get("RateLimit-Reset")
+        if remaining is None or reset is None:
+            return
+        try:
+            if int(float(remaining)) <= 0:
+                limiter.hold(min(max(float(reset), 0.0), 60.0))
+        except ValueError:
+            return
+
     def _checked(self, response: requests.Response, template: str) -> dict[str, Any]:
         status = response.status_code
         if status < 300:
             try:
-                return document(response)
+                lean = self.lean_documents and template == self.template and response.request.method == "GET"
+                return document(response, lean=lean)
             except msgspec.DecodeError:
                 msg = f"HTTP {status} with a body that is not valid JSON (truncated?)"
                 raise RetriableAPIError(msg, response) from None
@@ -492,12 +561,17 @@ class KlaviyoStream(RESTStream[Any]):
                 self._announced = True
                 self.announce_partitions(self.partitions)
             claimed = self._prefetch.claim(_key(context))
+            self.stats.begin()
             for doc in claimed if claimed is not None else self.fetch(context):
                 self.klaviyo.check_aborted()
                 self._extracted_at = utc_now()
                 self.stats.touch()
                 yield from self.resources(doc)
-            self.stats.touch()
+            self.stats.end()
+
+    @override
+    def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        return self.request_records(context)  # the SDK's `yield from` adds a generator frame per record
 
     def fetch(self, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
         """The documents of one stream or partition.
@@ -565,9 +639,11 @@ class KlaviyoStream(RESTStream[Any]):
         records tied with the first page's last value that the first page already had."""
         floor_iso = utc_iso(floor) if floor is not None else ""
         key = str(self.replication_key)
+        field = self.filter_field or key
+        strict = floor is not None and self.endpoint.lower_bound_operator(field) == "greater-than"
         for doc in self.pages(url, params):
             data = doc.get("data")
-            if isinstance(data, list):
+            if isinstance(data, list) and (already or strict):
                 doc["data"] = [
                     r
                     for r in data
@@ -759,13 +835,23 @@ class KlaviyoStream(RESTStream[Any]):
     @override
     def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """JSON:API resource -> record. Mutates the freshly parsed resource instead of copying it."""
-        record: dict[str, Any] = row.get("attributes") or {}
-        record[self.id_column] = row.get("id")
-        relationships = row.get("relationships")
-        if relationships:
-            for name, column in self._to_one:
-                data = (relationships.get(name) or {}).get("data")
-                record[column] = data.get("id") if isinstance(data, dict) else None
+        if type(row) is LeanResource:  # the hot path, without a method call per field
+            record: dict[str, Any] = row.attributes or {}
+            record[self.id_column] = row.id
+            lean_relationships = row.relationships
+            if lean_relationships:
+                for name, column in self._to_one:
+                    relationship = lean_relationships.get(name)
+                    data = relationship.data if relationship is not None else None
+                    record[column] = data.get("id") if isinstance(data, dict) else None
+        else:
+            record = row.get("attributes") or {}
+            record[self.id_column] = row.get("id")
+            relationships = row.get("relationships")
+            if relationships:
+                for name, column in self._to_one:
+                    data = (relationships.get(name) or {}).get("data")
+                    record[column] = data.get("id") if isinstance(data, dict) else None
         for column in self._timestamp_columns:
             value = record.get(column)
             if value is not None:
@@ -800,7 +886,7 @@ class KlaviyoStream(RESTStream[Any]):
                 return
             if value > self.klaviyo.run_started_iso:
                 latest_record = {**latest_record, key: self.klaviyo.run_started_iso}
-            elif self.is_sorted:
+            elif self._sorted:
                 state = self._bookmark_state(context)
                 current = state.get("replication_key_value")
                 if current is not None and value < current:
@@ -811,6 +897,10 @@ class KlaviyoStream(RESTStream[Any]):
                     state["replication_key_value"] = value
                     return
         super()._increment_stream_state(latest_record, context=context)
+
+    @cached_property
+    def _sorted(self) -> bool:
+        return self.is_sorted
 
     def _bookmark_state(self, context: Any) -> dict[str, Any]:
         """The state dict of a partition, looked up once per partition rather than once per record."""
