@@ -265,10 +265,16 @@ def run_tap(
     )
 
 
+_ACCOUNTS: dict[str, AccountData] = {}
+
+
 def emulator(size: str, latency_ms: float, jitter_ms: float) -> Emulator:
-    return Emulator(
-        EmulatorConfig(size=size, rate_limit_scale=1.0, latency_ms=latency_ms, latency_jitter_ms=jitter_ms, seed=1)
-    )
+    """A fresh server (rate-limit windows from zero) over the same account data for every run of a size: the
+    three future-dated events are dated when an account is built."""
+    if size not in _ACCOUNTS:
+        _ACCOUNTS[size] = AccountData(size, 1)
+    config = EmulatorConfig(size=size, rate_limit_scale=1.0, latency_ms=latency_ms, latency_jitter_ms=jitter_ms, seed=1)
+    return Emulator(config, account=_ACCOUNTS[size])
 
 
 def base_config(emu: Emulator, **extra: Any) -> dict[str, Any]:

@@ -58,15 +58,25 @@ class RunStats:
                 self.first = now
             self.last = max(self.last or now, now)
 
-    def touch(self) -> None:
-        """The main thread is emitting this stream (once a page): its clock and the process CPU clock."""
+    def begin(self) -> None:
+        """The main thread starts emitting (a partition of) this stream."""
         now, cpu = time.monotonic(), time.process_time()
         with self._lock:
             if self.first is None:
                 self.first = now
             if self.cpu_first is None:
                 self.cpu_first = cpu
-            self.last, self.cpu_last = max(self.last or now, now), cpu
+
+    def touch(self) -> None:
+        """The main thread is emitting this stream (once a page)."""
+        now = time.monotonic()
+        if self.last is None or now > self.last:
+            self.last = now
+
+    def end(self) -> None:
+        """The main thread is done with (a partition of) this stream: the process CPU clock too."""
+        self.touch()
+        self.cpu_last = time.process_time()
 
     @property
     def seconds(self) -> float:

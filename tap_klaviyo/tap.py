@@ -34,6 +34,10 @@ from tap_klaviyo.streams import STREAM_TYPES
 from tap_klaviyo.streams.custom import custom_stream_errors, custom_stream_types
 
 
+class RunEnded(Exception):
+    """Raised on a worker that would send a request after the sync ended (its pages have no taker)."""
+
+
 class TapKlaviyo(Tap):
     """Singer tap for Klaviyo."""
 
@@ -104,6 +108,7 @@ class TapKlaviyo(Tap):
         """The SDK's sync, with progress lines and a summary on stderr and all output flushed at the end."""
         streams = [s for s in self.streams.values() if isinstance(s, KlaviyoStream)]
         by_name = dict(self.streams)
+        self.abort_error = None
         try:
             with lean_garbage_collection(), reporting(streams, self.logger):
                 started = self._start_slow_streams(streams)
@@ -117,6 +122,8 @@ class TapKlaviyo(Tap):
             self._streams = by_name
             for stream in streams:
                 stream.close_prefetch()
+            # Workers still fetching for nobody stop at their next request.
+            self.abort(RunEnded("the sync has ended"))
             writer = self.message_writer
             if isinstance(writer, SingerOutput):
                 writer.flush()
@@ -158,6 +165,7 @@ class TapKlaviyo(Tap):
         """One request may leave now: a slot is free and the endpoint's limiter counts it at this moment.
         A request its limiter holds back gives its slot up while it waits."""
         while True:
+            self.check_aborted()
             self.in_flight.acquire()
             try:
                 wait = limiter.try_acquire()

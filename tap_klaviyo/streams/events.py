@@ -31,6 +31,7 @@ class EventStream(KlaviyoStream):
     path = "/api/events"
     replication_key = "datetime"
     windowed = True
+    lean_documents = True
     extra_properties = {
         "metric_name": {"type": ["string", "null"]},
         "profile": {
