@@ -58,6 +58,7 @@ from tests.emulator.spec import get_spec  # noqa: E402
 
 #: Streams whose record values depend on when they are read (report values accrue until now).
 TIME_DEPENDENT = {"campaign_values_report", "flow_values_report", "metric_aggregate"}
+PEAK = re.compile(r"summary: peak memory (\d+) MB")
 SUMMARY = re.compile(r"summary: (\S+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)")
 
 
@@ -249,6 +250,9 @@ def run_tap(
             "seconds": seconds,
             "cpu": cpu,
         }
+    # The tap's own peak (VmHWM): a child's ru_maxrss counts the memory of the process that spawned it.
+    peaks = PEAK.findall(stderr)
+    rss_mb = float(peaks[-1]) if peaks else usage.ru_maxrss / 1024
     endpoints: dict[str, Counter[int]] = defaultdict(Counter)
     for entry in emu.requests.snapshot():
         endpoints[f"{entry.method} {entry.template}"][entry.status] += 1
@@ -256,7 +260,7 @@ def run_tap(
         label,
         wall,
         usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,
+        rss_mb,
         proc.returncode,
         streams,
         dict(endpoints),

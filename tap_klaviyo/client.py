@@ -861,16 +861,28 @@ class KlaviyoStream(RESTStream[Any]):
                 record[column] = context.get(column)
         if self.keep_columns is not None:
             record = {k: record.get(k) for k in self.keep_columns}
-        end = self.klaviyo.end_date_iso
-        if end and self.replication_key and (record.get(self.replication_key) or "") >= end:
+        cut = self._end_cut
+        if cut is not None and (record.get(cut[0]) or "") >= cut[1]:
             return None
-        self._derive_children(record)
+        if self._derived:
+            self._derive_children(record)
         return record
 
+    @cached_property
+    def _end_cut(self) -> tuple[str, str] | None:
+        """(replication key, end_date) when records at or after end_date are dropped."""
+        end = self.klaviyo.end_date_iso
+        return (self.replication_key, end) if end and self.replication_key else None
+
+    @cached_property
+    def _derived(self) -> list[DerivedStream]:
+        return [
+            c for c in self.child_streams if isinstance(c, DerivedStream) and (c.selected or c.has_selected_descendents)
+        ]
+
     def _derive_children(self, record: dict[str, Any]) -> None:
-        for child in self.child_streams:
-            if isinstance(child, DerivedStream) and (child.selected or child.has_selected_descendents):
-                self._sideloaded.setdefault(child.name, {})[str(record["id"])] = child.derive(record)
+        for child in self._derived:
+            self._sideloaded.setdefault(child.name, {})[str(record["id"])] = child.derive(record)
 
     @override
     def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Any = None) -> None:

@@ -171,6 +171,26 @@ class Reporter:
             "summary: %s",
             f"{'total':<{width}} {records:>10,} {requests:>9,} {retries:>8,} {throttled:>6,} {wall:>8.1f} {cpu:>7.1f}",
         )
+        peak = peak_memory_mb()
+        if peak is not None:
+            self.logger.info("summary: peak memory %.0f MB", peak)
+
+
+def peak_memory_mb() -> float | None:
+    """The process's peak resident memory since it started (Linux: VmHWM, which unlike ru_maxrss does not
+    count the memory of the process that spawned it); None where neither is known."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @contextmanager
