@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
 import requests
+import urllib3
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -150,6 +151,24 @@ class LeanDocument(_Fields):
 
 
 _lean_decoder = msgspec.json.Decoder(LeanDocument)
+
+
+def read_whole(response: requests.Response) -> requests.Response:
+    """The body in one read (the response was sent with stream=True): requests reads it 10 KB at a time,
+    each read a system call after which every other thread contends for the GIL. Errors are requests' own,
+    as `Response.content` would raise them."""
+    try:
+        response._content = response.raw.read(decode_content=True) or b""
+        response._content_consumed = True  # type: ignore[attr-defined]
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(exc) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    finally:
+        response.close()  # back to the pool when the body was read; closed otherwise
+    return response
 
 
 def document(response: requests.Response, *, lean: bool = False) -> dict[str, Any]:
@@ -412,7 +431,7 @@ class KlaviyoStream(RESTStream[Any]):
                 with self.klaviyo.request_slot(limiter):
                     self.klaviyo.authenticator(prepared)
                     self.stats.add(requests_=1)
-                    response = self.requests_session.send(prepared, timeout=self.timeout)
+                    response = read_whole(self.requests_session.send(prepared, timeout=self.timeout, stream=True))
                 document_ = self._checked(response, template)
                 self._respect_quota_headers(response, limiter)
                 return document_

@@ -74,9 +74,18 @@ class Job(Generic[T]):
     def cancel(self) -> None:
         self._cancelled.set()
 
+    def waiting(self) -> int:
+        """Results produced and not taken yet."""
+        return self._queue.qsize()
 
-def ordered(producers: Iterable[Callable[[], Iterable[T]]], ahead: int, buffer: int = 4) -> Iterator[T]:
-    """Everything the producers yield, producer by producer, with up to `ahead` of them running at once."""
+
+def ordered(producers: Iterable[Callable[[], Iterable[T]]], ahead: int, buffer: int = 4, ready: int = 2) -> Iterator[T]:
+    """Everything the producers yield, producer by producer, with up to `ahead` of them running at once.
+
+    A new producer starts only while fewer than `ready` results wait for the consumer: when fetching is
+    faster than emitting (low latency) fewer threads run, which costs less CPU than more of them contending
+    for the GIL; when it is slower (high latency) all `ahead` run.
+    """
     if ahead <= 1:
         for produce in producers:
             yield from produce()
@@ -84,18 +93,21 @@ def ordered(producers: Iterable[Callable[[], Iterable[T]]], ahead: int, buffer: 
     pending = iter(producers)
     running: deque[Job[T]] = deque()
 
-    def start_next() -> None:
-        produce = next(pending, None)
-        if produce is not None:
+    def top_up() -> None:
+        while len(running) < ahead and (not running or sum(job.waiting() for job in running) < ready):
+            produce = next(pending, None)
+            if produce is None:
+                return
             running.append(Job(produce, buffer))
 
-    for _ in range(ahead):
-        start_next()
+    top_up()
     try:
         while running:
-            job = running.popleft()
-            start_next()
-            yield from job.results()
+            for item in running[0].results():
+                yield item
+                top_up()
+            running.popleft()
+            top_up()
     finally:
         for job in running:
             job.cancel()

@@ -163,13 +163,13 @@ class Reporter:
             self.logger.info(
                 "summary: %s",
                 f"{stream.name:<{width}} {st.records:>10,} {st.requests:>9,} {st.retries:>8,} {st.throttled:>6,} "
-                f"{st.seconds:>8.1f} {st.cpu_seconds:>7.1f}",
+                f"{st.seconds:>8.1f} {st.cpu_seconds:>7.2f}",
             )
         wall = time.monotonic() - self.started
         cpu = time.process_time() - self.cpu_started
         self.logger.info(
             "summary: %s",
-            f"{'total':<{width}} {records:>10,} {requests:>9,} {retries:>8,} {throttled:>6,} {wall:>8.1f} {cpu:>7.1f}",
+            f"{'total':<{width}} {records:>10,} {requests:>9,} {retries:>8,} {throttled:>6,} {wall:>8.1f} {cpu:>7.2f}",
         )
         peak = peak_memory_mb()
         if peak is not None:
