@@ -8,7 +8,7 @@ limits from the spec, 150 ms +- 50 ms of latency per request) and the real comma
    and seconds; the run's wall time; the rate-limit floor (below) and wall / floor;
 2. the same sync with `max_concurrency=1`: its wall time, the ratio, and whether both runs emitted the same
    records (same keys and contents per stream; reports only by key, their values accrue with the clock);
-3. the event stream alone at zero latency: event records per CPU-second of the tap process;
+3. the event stream alone at zero latency (three times): event records per CPU-second of the tap process;
 4. peak RSS of the tap for the medium account (run 1) and a large one (1,000,000 events).
 
 The rate-limit floor: for each endpoint, the least time its burst (per second) and steady (per minute)
@@ -21,8 +21,8 @@ Reports are read for `report_history_days=1` (2 requests each): Klaviyo allows 2
 so 30 days would add 15 minutes of waiting per report that no client can shorten.
 
 Options: `--quick` (demo account, no large run), `--skip-sequential`, `--skip-large`, `--skip-zero-latency`,
-`--size`, `--large-size`, `--latency-ms`, `--jitter-ms`, `--out` (results file, default
-benchmarks/results.md; `--out -` writes none).
+`--cpu-runs` (zero-latency runs, median reported; default 3), `--size`, `--large-size`, `--latency-ms`,
+`--jitter-ms`, `--out` (results file, default benchmarks/results.md; `--out -` writes none).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import math
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -410,6 +411,7 @@ def main() -> int:
     parser.add_argument("--skip-sequential", action="store_true")
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--skip-zero-latency", action="store_true")
+    parser.add_argument("--cpu-runs", type=int, default=3, help="zero-latency event runs (median reported)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
     args = parser.parse_args()
     if args.quick:
@@ -475,7 +477,11 @@ def main() -> int:
         )
         say()
         summary += [
-            ["wall / rate-limit floor (medium)", f"{concurrent.wall:.1f} s / {floor:.1f} s = {ratio:.2f}", "<= 1.25"],
+            [
+                f"wall / rate-limit floor ({args.size})",
+                f"{concurrent.wall:.1f} s / {floor:.1f} s = {ratio:.2f}",
+                "<= 1.25",
+            ],
             ["429s in a normal run", str(server_429s(concurrent)), "0"],
         ]
 
@@ -508,22 +514,58 @@ def main() -> int:
 
         # 3. events at zero latency
         if not args.skip_zero_latency:
-            with emulator(args.size, 0.0, 0.0) as emu:
-                config = base_config(emu)
-                fast = run_tap(emu, config, workdir, "events", catalog=events_only_catalog(config), keep_output=False)
-            event = fast.streams.get("event", {})
-            records = event.get("records", 0.0)
-            per_stream_cpu = records / event["cpu"] if event.get("cpu") else float("nan")
-            per_process_cpu = records / fast.cpu if fast.cpu else float("nan")
             say("## 3. Events alone at zero latency")
             say()
             say(
-                f"{records:,.0f} event records in {fast.wall:.1f} s; tap CPU while the event stream ran "
-                f"{event.get('cpu', 0):.2f} s: **{per_stream_cpu:,.0f} records per CPU-second** "
-                f"({per_process_cpu:,.0f} counting the whole process, {fast.cpu:.2f} CPU-s with start-up)."
+                f"{args.cpu_runs} runs (the machine is shared: CPU time per run varies); CPU is the tap process's "
+                "(all threads: HTTP, JSON decoding, records, output) while the event stream ran, from the tap's "
+                "summary; 'with start-up' adds interpreter start, imports and discovery."
             )
             say()
-            summary.append(["event records per CPU-second (zero latency)", f"{per_stream_cpu:,.0f}", ">= 40,000"])
+            rates = []
+            cpu_rows = []
+            for attempt in range(args.cpu_runs):
+                with emulator(args.size, 0.0, 0.0) as emu:
+                    config = base_config(emu)
+                    catalog = events_only_catalog(config)
+                    fast = run_tap(emu, config, workdir, f"events{attempt}", catalog=catalog, keep_output=False)
+                event = fast.streams.get("event", {})
+                records = event.get("records", 0.0)
+                rate = records / event["cpu"] if event.get("cpu") else float("nan")
+                rates.append(rate)
+                cpu_rows.append(
+                    [
+                        attempt + 1,
+                        f"{records:,.0f}",
+                        f"{fast.wall:.1f}",
+                        f"{event.get('cpu', 0):.2f}",
+                        f"**{rate:,.0f}**",
+                        f"{fast.cpu:.2f}",
+                        f"{records / fast.cpu:,.0f}" if fast.cpu else "",
+                    ]
+                )
+            say.table(
+                [
+                    "run",
+                    "event records",
+                    "wall s",
+                    "CPU s (event stream)",
+                    "records / CPU-s",
+                    "CPU s with start-up",
+                    "records / CPU-s with start-up",
+                ],
+                cpu_rows,
+            )
+            median = statistics.median(rates)
+            say(f"Median: **{median:,.0f} event records per CPU-second** (range {min(rates):,.0f}-{max(rates):,.0f}).")
+            say()
+            summary.append(
+                [
+                    "event records per CPU-second (zero latency)",
+                    f"{median:,.0f} (median of {len(rates)}; {min(rates):,.0f}-{max(rates):,.0f})",
+                    ">= 40,000",
+                ]
+            )
 
         # 4. large account
         say("## 4. Peak RSS of the tap")
