@@ -592,7 +592,7 @@ def main() -> int:
             growth = large.rss_mb / concurrent.rss_mb - 1
             summary.append(
                 [
-                    "peak RSS medium / large",
+                    f"peak RSS {args.size} / {args.large_size}",
                     f"{concurrent.rss_mb:.0f} MB / {large.rss_mb:.0f} MB ({growth:+.0%})",
                     "< 250 MB, within 20 %",
                 ]
