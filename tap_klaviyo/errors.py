@@ -68,3 +68,11 @@ def klaviyo_detail(body: Any) -> str:
         if "error" in body:
             return str(body["error"])
     return ""
+
+
+class Unauthorized(RetriableAPIError):
+    """401 with OAuth: worth one retry with a fresh access token (a key's 401 is final)."""
+
+
+class MalformedBody(RetriableAPIError):
+    """A 2xx whose body is not JSON: a truncated transfer, worth another try."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
-from singer_sdk.singerlib.encoding.simple import Message, StateMessage
+from singer_sdk.singerlib.encoding.simple import Message, RecordMessage, StateMessage
 
 CHUNK_BYTES = 64 * 1024
 #: Records written more than this long ago go out even without a STATE (a live target sees progress).
@@ -29,6 +29,8 @@ class SingerOutput(MsgSpecWriter):
         super().__init__()
         self._pending = bytearray()
         self._last_flush = time.monotonic()
+        #: What a STATE message says (the tap clamps bookmarks there); None: the state as it is.
+        self.state_filter: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
     def flush(self) -> None:
         if self._pending:
@@ -43,19 +45,22 @@ class SingerOutput(MsgSpecWriter):
             self.flush()
 
     def write_message(self, message: Message) -> None:
-        self._pending += self.format_message(message)
         if isinstance(message, StateMessage):
+            if self.state_filter is not None:
+                message = StateMessage(value=self.state_filter(message.value))
+            self._pending += self.format_message(message)
             self.flush()
+            return
+        if isinstance(message, RecordMessage):
+            # The per-record hot path: encoded straight from the message's fields, no intermediate dict copy.
+            line: dict[str, Any] = {"type": "RECORD", "stream": message.stream, "record": message.record}
+            if message.version is not None:
+                line["version"] = message.version
+            if message.time_extracted is not None:
+                line["time_extracted"] = message.time_extracted
+            pending = self._pending
+            encoder.encode_into(line, pending, len(pending))
+            pending += b"\n"
         else:
-            self._after_write()
-
-    def write_record(self, stream: str, record: dict[str, Any], version: int | None, extracted: datetime) -> None:
-        """A RECORD message without building the SDK's message object (the per-record hot path)."""
-        message: dict[str, Any] = {"type": "RECORD", "stream": stream, "record": record}
-        if version is not None:
-            message["version"] = version
-        message["time_extracted"] = extracted
-        pending = self._pending
-        encoder.encode_into(message, pending, len(pending))
-        pending += b"\n"
+            self._pending += self.format_message(message)
         self._after_write()

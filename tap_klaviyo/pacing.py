@@ -6,13 +6,24 @@ reports, a daily cap. Pacing below those limits costs less than recovering from 
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
+import requests
+import urllib3
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+
+from tap_klaviyo import spec
+from tap_klaviyo.clock import Clock
 from tap_klaviyo.errors import RateLimitExhausted
 
 # The server counts a request when it arrives, and latency varies: a slightly longer client-side window
@@ -106,19 +117,111 @@ class Limiter:
 class Pacer:
     """The run's limiters, one per endpoint, created on first use from the spec's limits."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, clock: Clock | None = None) -> None:
         self._limiters: dict[str, Limiter] = {}
         self._lock = threading.Lock()
-        self._clock = clock
+        self.clock = clock or Clock()
 
     def limiter(self, key: str, burst: int, steady: int, daily: int | None = None) -> Limiter:
         with self._lock:
             found = self._limiters.get(key)
             if found is None:
-                found = Limiter(key, burst, steady, daily, clock=self._clock)
+                found = Limiter(key, burst, steady, daily, clock=self.clock.monotonic, sleep=self.clock.sleep)
                 self._limiters[key] = found
             return found
+
+    def for_request(self, method: str, path: str, query: str = "") -> Limiter | None:
+        """The limiter of the endpoint a request goes to (None: not a Klaviyo API path, e.g. OAuth)."""
+        template = spec.match_path(path)
+        if template is None:
+            return None
+        rules = spec.endpoint(template, method.lower())
+        burst, steady, daily = rules.rate
+        key = f"{method.upper()} {template}"
+        if "predictive_analytics" in unquote(query):  # Klaviyo limits profiles with predictions more tightly
+            burst, steady = 10, 150
+            key += " predictive"
+        return self.limiter(key, burst, steady, daily)
 
     def limiters(self) -> list[Limiter]:
         with self._lock:
             return list(self._limiters.values())
+
+
+class PacedAdapter(HTTPAdapter):
+    """The session's transport: each request leaves only when a slot is free (at most `max_concurrency` on
+    the wire) and its endpoint's limiter counts it at that moment, so requests are paced when they leave, not
+    when they queue. Requests' own hook for this is the transport adapter; streams and threads share it.
+
+    The body is read in one call (requests reads 10 KB at a time, each read a system call after which every
+    other thread contends for the GIL) and handed to requests as an in-memory stream.
+    """
+
+    def __init__(self, pacer: Pacer, slots: int, check_aborted: Callable[[], None]) -> None:
+        super().__init__(pool_connections=4, pool_maxsize=max(32, slots))
+        self.pacer = pacer
+        self.slots = threading.BoundedSemaphore(max(1, slots))
+        self.check_aborted = check_aborted
+
+    def send(  # type: ignore[override]
+        self, request: PreparedRequest, stream: bool = False, timeout: Any = None, **kwargs: Any
+    ) -> Response:
+        split = urlsplit(request.url or "")
+        limiter = self.pacer.for_request(request.method or "GET", split.path, split.query)
+        with self._slot(limiter):
+            response = super().send(request, stream=True, timeout=timeout, **kwargs)
+            if not stream:
+                response.raw = io.BytesIO(_read_whole(response))
+        if limiter is not None:
+            respect_quota_headers(response, limiter)
+        return response
+
+    @contextmanager
+    def _slot(self, limiter: Limiter | None) -> Iterator[None]:
+        """A free slot, and the limiter's consent; a request the limiter holds back gives its slot up."""
+        while True:
+            self.check_aborted()
+            self.slots.acquire()
+            try:
+                wait = limiter.try_acquire() if limiter is not None else 0.0
+            except BaseException:
+                self.slots.release()
+                raise
+            if wait <= 0:
+                break
+            self.slots.release()
+            self.pacer.clock.sleep(wait)
+        try:
+            yield
+        finally:
+            self.slots.release()
+
+
+def _read_whole(response: Response) -> bytes:
+    """The body in one read; errors are requests' own, as `Response.content` would raise them."""
+    raw = response.raw
+    try:
+        body = bytes(raw.read(decode_content=True) or b"")
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(exc) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    finally:
+        response.close()  # back to the pool when the body was read; closed otherwise
+    return body
+
+
+def respect_quota_headers(response: Response, limiter: Limiter) -> None:
+    """Other integrations share the account's quota: when Klaviyo says none is left in this window, pause the
+    endpoint until it resets instead of spending a request on a 429."""
+    remaining = response.headers.get("RateLimit-Remaining")
+    reset = response.headers.get("RateLimit-Reset")
+    if remaining is None or reset is None:
+        return
+    try:
+        if int(float(remaining)) <= 0:
+            limiter.hold(min(max(float(reset), 0.0), 60.0))
+    except ValueError:
+        return

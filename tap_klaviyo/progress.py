@@ -16,12 +16,10 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-from singer_sdk.metrics import METRICS_LOGGER_NAME, Point
 
 if TYPE_CHECKING:
     from tap_klaviyo.client import KlaviyoStream
@@ -57,6 +55,13 @@ class RunStats:
             if self.first is None:
                 self.first = now
             self.last = max(self.last or now, now)
+
+    def counted(self, records: Iterable[dict[str, Any]], *, selected: bool) -> Iterator[dict[str, Any]]:
+        """Records handed to the SDK to emit (main thread)."""
+        for record in records:
+            if selected:
+                self.records += 1
+            yield record
 
     def begin(self) -> None:
         """The main thread starts emitting (a partition of) this stream."""
@@ -228,9 +233,6 @@ class _QuietContexts(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
             return True
-        if record.name == METRICS_LOGGER_NAME:
-            point: Any = record.args[0] if isinstance(record.args, tuple) and record.args else None
-            return not (isinstance(point, Point) and point.tags.get("context"))
         message = str(record.msg)
         if message.startswith("Beginning sync of") and "with context keys" in message:
             return False
@@ -250,6 +252,6 @@ def quiet_logger(name: str, partitioned: bool) -> None:
     """Keep a stream's per-partition chatter, and the SDK's per-context METRIC lines, for DEBUG."""
     if partitioned:
         _PARTITIONED.add(name)
-    for logger in (logging.getLogger(name), logging.getLogger(METRICS_LOGGER_NAME)):
-        if QUIET not in logger.filters:
-            logger.addFilter(QUIET)
+    logger = logging.getLogger(name)
+    if QUIET not in logger.filters:
+        logger.addFilter(QUIET)

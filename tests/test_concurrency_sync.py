@@ -143,26 +143,29 @@ class Interrupted(Exception):
 def run_until(config: dict[str, Any], stream: str, after: int, monkeypatch: pytest.MonkeyPatch) -> SyncResult:
     """A concurrent sync that dies after `after` records of `stream`; what it printed until then."""
     emitted = 0
-    write = KlaviyoStream._write_record_message
+    process = KlaviyoStream.post_process
 
-    def counting(self: KlaviyoStream, record: dict[str, Any]) -> None:
+    def counting(self: KlaviyoStream, row: dict[str, Any], context: Any = None) -> dict[str, Any] | None:
         nonlocal emitted
-        if self.name == stream:
+        record = process(self, row, context)
+        if self.name == stream and record is not None:
             emitted += 1
             if emitted > after:
                 raise Interrupted
-        write(self, record)
+        return record
 
-    monkeypatch.setattr(KlaviyoStream, "_write_record_message", counting)
+    monkeypatch.setattr(KlaviyoStream, "post_process", counting)
     monkeypatch.setattr(KlaviyoStream, "STATE_MSG_FREQUENCY", 100)  # STATE often enough to stop between them
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     err = io.StringIO()
     handler = logging.StreamHandler(err)
     logging.getLogger().addHandler(handler)
+    tap = TapKlaviyo(config=config)
     try:
         with redirect_stdout(out), redirect_stderr(err), pytest.raises(Interrupted):
-            TapKlaviyo(config=config).sync_all()
+            tap.sync_all()
     finally:
+        tap.run.end()  # the process would be gone: its workers with it
         logging.getLogger().removeHandler(handler)
         monkeypatch.undo()
     out.seek(0)
@@ -222,9 +225,15 @@ def test_progress_lines_and_a_summary_on_stderr(paced: Emulator, monkeypatch: py
     for stream, records in result.counts().items():
         assert int(rows[stream][1].replace(",", "")) == records, stream
     assert int(rows["event"][2]) >= 1 and int(rows["total"][4]) == 0
-    # No METRIC line or start line per child or partition: a run of the tiny account logs only a handful.
-    assert not [line for line in lines if '"context":{"' in line]
+    # The SDK's METRIC lines as it prints them: a record count for every stream, partition and child.
+    counted = {m["tags"]["stream"] for m in _metrics(lines) if m["metric"] == "record_count"}
+    assert set(result.counts()) <= counted
+    assert any(m["metric"] == "http_request_duration" for m in _metrics(lines))
     assert not [line for line in lines if "with context keys" in line]
+
+
+def _metrics(lines: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(line.split("METRIC: ", 1)[1]) for line in lines if "METRIC: " in line]
 
 
 def test_progress_tells_how_far_through_the_window_range() -> None:

@@ -91,18 +91,18 @@ def test_threads_share_one_limiter() -> None:
 def test_quota_headers_pause_the_endpoint_until_reset() -> None:
     import requests
 
-    from tap_klaviyo.client import KlaviyoStream
+    from tap_klaviyo.pacing import respect_quota_headers
 
     clock = FakeClock()
     limiter = Limiter("GET /api/lists", burst=75, steady=750, clock=clock, sleep=clock.sleep)
     spent = requests.Response()
     spent.headers.update({"RateLimit-Limit": "750", "RateLimit-Remaining": "0", "RateLimit-Reset": "7"})
-    KlaviyoStream._respect_quota_headers(spent, limiter)
+    respect_quota_headers(spent, limiter)
     limiter.acquire()
     assert clock.now >= 7.0
     plenty = requests.Response()
     plenty.headers.update({"RateLimit-Remaining": "12", "RateLimit-Reset": "30"})
     before = clock.now
-    KlaviyoStream._respect_quota_headers(plenty, limiter)
+    respect_quota_headers(plenty, limiter)
     limiter.acquire()
     assert clock.now == before

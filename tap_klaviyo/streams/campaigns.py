@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from tap_klaviyo.client import DerivedStream, KlaviyoStream, SideloadedStream, normalize_timestamp
+from tap_klaviyo.children import DerivedStream, SideloadedStream
+from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.records import normalize_timestamp
 
 CHANNELS = ("email", "sms", "mobile_push")
 
@@ -69,9 +71,9 @@ class CampaignMessageTemplateStream(KlaviyoStream):
         return bool(context.get("template_id"))
 
     @override
-    def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+    def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         if context and self.wants(context):
-            yield from super().request_records(context)
+            yield from super().get_records(context)
 
 
 class CampaignMessageSendTimeStream(DerivedStream):

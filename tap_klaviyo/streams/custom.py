@@ -29,8 +29,8 @@ class CustomStream(KlaviyoStream):
         return cls.build_schema()
 
     @override
-    def query(self, context: Mapping[str, Any] | None, *args: Any, **kwargs: Any) -> dict[str, str]:
-        params = super().query(context, *args, **kwargs)
+    def first_page_params(self, context: Mapping[str, Any] | None) -> dict[str, str]:
+        params = super().first_page_params(context)
         for key, value in self.params.items():
             if key == "filter" and params.get("filter"):
                 params["filter"] = f"{value},{params['filter']}"

@@ -42,11 +42,6 @@ class EventStream(KlaviyoStream):
         },
     }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._metric_names: dict[str, str] = {}
-        self._profiles: dict[str, dict[str, Any]] = {}
-
     @cached_property
     @override
     def partitions(self) -> list[dict[str, Any]] | None:
@@ -87,21 +82,20 @@ class EventStream(KlaviyoStream):
         return timedelta(0)
 
     @override
-    def resources(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
-        self._profiles = {}  # one page's worth: memory must not grow with the account
+    def records_of(self, doc: Any) -> list[dict[str, Any]]:
+        """Each event with its metric's name and, when asked, its profile's attributes (this page's
+        `included`: any thread, nothing kept beyond the page)."""
+        records = super().records_of(doc)
+        metric_names: dict[str, str] = {}
+        profiles: dict[str, dict[str, Any]] = {}
         for item in doc.get("included") or []:
             attributes = item.get("attributes") or {}
             if item.get("type") == "metric":
-                self._metric_names[item["id"]] = str(attributes.get("name") or "")
+                metric_names[item.get("id")] = str(attributes.get("name") or "")
             elif item.get("type") == "profile":
-                self._profiles[item["id"]] = attributes
-        return super().resources(doc)
-
-    @override
-    def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-        record = super().post_process(row, context)
-        if record is not None:
-            record["metric_name"] = self._metric_names.get(record.get("metric_id") or "")
+                profiles[item.get("id")] = attributes
+        for record in records:
+            record["metric_name"] = metric_names.get(record.get("metric_id") or "")
             if self.profile_fields:
-                record["profile"] = self._profiles.get(record.get("profile_id") or "")
-        return record
+                record["profile"] = profiles.get(record.get("profile_id") or "")
+        return records

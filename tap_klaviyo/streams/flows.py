@@ -7,7 +7,8 @@ from typing import Any
 
 from typing_extensions import override
 
-from tap_klaviyo.client import KlaviyoStream, SideloadedStream
+from tap_klaviyo.children import SideloadedStream
+from tap_klaviyo.client import KlaviyoStream
 
 
 class FlowStream(KlaviyoStream):
@@ -41,13 +42,6 @@ class FlowActionStream(SideloadedStream):
     def get_child_context(self, record: dict[str, Any], context: Mapping[str, Any] | None) -> dict[str, Any]:
         action_type = (record.get("definition") or {}).get("type")
         return {"flow_action_id": record["id"], "flow_id": record.get("flow_id"), "action_type": action_type}
-
-    @override
-    def light_record(self, resource: dict[str, Any]) -> dict[str, Any]:
-        record = super().light_record(resource)
-        definition = (resource.get("attributes") or {}).get("definition") or {}
-        record["definition"] = {"type": definition.get("type")}
-        return record
 
 
 #: Flow action types that never send anything, so have no flow messages (the spec's action definitions

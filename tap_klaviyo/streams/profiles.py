@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from tap_klaviyo import spec
-from tap_klaviyo.client import KlaviyoStream, normalize_timestamp
+from tap_klaviyo.children import Listing
+from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.records import normalize_timestamp
 
 
 class ProfileStream(KlaviyoStream):
@@ -28,10 +29,6 @@ class ProfileStream(KlaviyoStream):
         if self.config.get("include_predictive_analytics"):
             fields.append("predictive_analytics")
         return {"additional-fields[profile]": ",".join(fields)}
-
-    @override
-    def limiter_variant(self) -> str:
-        return "predictive" if self.config.get("include_predictive_analytics") else ""
 
 
 class ListStream(KlaviyoStream):
@@ -65,12 +62,8 @@ class MembershipStream(KlaviyoStream):
         resource = self.group_path.rsplit("/", 1)[-1][:-1]
         ids: list[str] = []
         with self.tolerated_errors(None):
-            params = {
-                "page[size]": str(spec.endpoint(self.group_path).max_page_size),
-                f"fields[{resource}]": "name",
-            }
-            for doc in self.pages(self.url_base + self.group_path, params):
-                ids.extend(str(item["id"]) for item in doc.get("data") or [])
+            listing = Listing(self._tap, self.group_path, {f"fields[{resource}]": "name"})
+            ids.extend(str(group["id"]) for group in listing.all())
         return [{self.group_key: group_id} for group_id in ids]
 
     @override
@@ -86,19 +79,19 @@ class MembershipStream(KlaviyoStream):
         last = self.stream_state.get("full_refresh_at")
         if not last:
             return True
-        return self.klaviyo.run_started - datetime.fromisoformat(str(last)) >= timedelta(days=days)
+        return self.run.started - datetime.fromisoformat(str(last)) >= timedelta(days=days)
 
     @override
     def start_bound(self, context: Mapping[str, Any] | None) -> datetime | None:
         return None if self.full_refresh else super().start_bound(context)
 
     @override
-    def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+    def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         if not context:
             return  # an account without lists (or segments): the SDK still asks once, without a group
-        yield from super().request_records(context)
+        yield from super().get_records(context)
         if self.full_refresh and context and self.partitions and dict(context) == self.partitions[-1]:
-            self.stream_state["full_refresh_at"] = self.klaviyo.run_started_iso
+            self.stream_state["full_refresh_at"] = self.run.started_iso
 
 
 class ProfileListStream(MembershipStream):
@@ -135,27 +128,31 @@ class ExclusionStream(KlaviyoStream):
     earliest = datetime(2010, 1, 1, tzinfo=timezone.utc)
 
     @override
-    def get_starting_timestamp(self, context: Mapping[str, Any] | None) -> datetime:
-        return super().get_starting_timestamp(context) or self.earliest
+    def start_bound(self, context: Mapping[str, Any] | None) -> datetime:
+        return super().start_bound(context) or self.earliest
 
     @override
     def sparse_fields(self) -> dict[str, str]:
         return {"fields[profile]": "email,subscriptions"}
 
     @override
-    def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
-        for resource in super().request_records(context):
-            marketing = (((resource.get("attributes") or {}).get("subscriptions") or {}).get("email") or {}).get(
-                "marketing"
-            ) or {}
+    def records_of(self, doc: Any) -> list[dict[str, Any]]:
+        """One row per suppression of each profile on the page."""
+        rows: list[dict[str, Any]] = []
+        with_list = "list_id" in self.schema["properties"]
+        for profile in super().records_of(doc):
+            marketing = ((profile.get("subscriptions") or {}).get("email") or {}).get("marketing") or {}
             for row in self.rows(marketing):
-                yield {
-                    "profile_id": resource["id"],
-                    "email": (resource.get("attributes") or {}).get("email"),
-                    "reason": row.get("reason"),
-                    "timestamp": normalize_timestamp(row.get("timestamp")),
-                    **({"list_id": row.get("list_id")} if "list_id" in self.schema["properties"] else {}),
-                }
+                rows.append(
+                    {
+                        "profile_id": profile["id"],
+                        "email": profile.get("email"),
+                        "reason": row.get("reason"),
+                        "timestamp": normalize_timestamp(row.get("timestamp")),
+                        **({"list_id": row.get("list_id")} if with_list else {}),
+                    }
+                )
+        return rows
 
     def rows(self, marketing: dict[str, Any]) -> list[dict[str, Any]]:
         raise NotImplementedError

@@ -7,17 +7,27 @@ Values reports are read one day per request so that every row is (day, grouping)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
+import requests
+from singer_sdk import RESTStream
 from typing_extensions import override
 
 from tap_klaviyo import spec
-from tap_klaviyo.client import KlaviyoStream, normalize_timestamp, utc_iso
+from tap_klaviyo.children import Listing
+from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.records import normalize_timestamp, utc_iso
 
 DAY = timedelta(days=1)
+#: Context keys of one request: a report's time slice, an aggregate's query attributes.
+SLICE = "slice"
+QUERY = "query"
+DIMENSION_VALUES = "dimension_values"
 CONVERSION_METRIC_NAME = "Placed Order"
 
 
@@ -67,16 +77,16 @@ class ReportStream(KlaviyoStream):
 
     def days(self, context: Mapping[str, Any] | None) -> tuple[datetime, datetime]:
         """From the bookmark less the lookback (else start_date, else report_history_days ago) to tomorrow."""
-        today = _midnight(self.klaviyo.run_started)
-        bookmark = self.get_starting_timestamp(context)
+        today = _midnight(self.run.started)
+        bookmark = self.starting_timestamp(context)
         history = today - timedelta(days=float(self.config.get("report_history_days", 30)))
         if bookmark is not None and self.has_bookmark(context):
             start = _midnight(bookmark) - timedelta(days=float(self.config.get("report_lookback_days") or 0))
         else:
             start = _midnight(bookmark) if bookmark is not None else history
         end = today + DAY
-        if self.klaviyo.end_date is not None:
-            end = min(end, _midnight(self.klaviyo.end_date))
+        if self.run.end_date is not None:
+            end = min(end, _midnight(self.run.end_date))
         return start, end
 
     @cached_property
@@ -84,10 +94,9 @@ class ReportStream(KlaviyoStream):
         configured = self.config.get("report_conversion_metric_id")
         if configured:
             return str(configured)
-        for doc in self.pages(self.url_base + "/api/metrics"):
-            for metric in doc.get("data") or []:
-                if (metric.get("attributes") or {}).get("name") == CONVERSION_METRIC_NAME:
-                    return str(metric["id"])
+        for metric in Listing(self._tap, "/api/metrics", {"fields[metric]": "name"}).all():
+            if metric.get("name") == CONVERSION_METRIC_NAME:
+                return str(metric["id"])
         return None
 
     def body(self, start: datetime, end: datetime) -> dict[str, Any]:
@@ -125,12 +134,26 @@ class ReportStream(KlaviyoStream):
                 )
                 return
             start, end = self.days(context)
-            url = self.url_base + self.path
             while start < end:
                 stop = min(start + timedelta(days=self.slice_days), end)
-                doc = self.send(url, method="POST", json_body=self.body(start, stop))
-                yield from self.rows(doc, start)
+                # The SDK's request path, one POST per slice; its body comes from prepare_request_payload.
+                yield from super().request_records({**(context or {}), SLICE: (utc_iso(start), utc_iso(stop))})
                 start = stop
+
+    @override
+    def get_url_params(self, context: Mapping[str, Any] | None, next_page_token: Any | None) -> dict[str, Any]:
+        return {}
+
+    @override
+    def prepare_request_payload(self, context: Mapping[str, Any] | None, next_page_token: Any | None) -> Any:
+        start, stop = (context or {})[SLICE]
+        return self.body(datetime.fromisoformat(start), datetime.fromisoformat(stop))
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        body = json.loads(response.request.body or b"{}")
+        start = body["data"]["attributes"]["timeframe"]["start"]
+        return list(self.rows(self.document(response), datetime.fromisoformat(start)))
 
     def rows(self, doc: dict[str, Any], day: datetime) -> Iterator[dict[str, Any]]:
         attributes = (doc.get("data") or {}).get("attributes") or {}
@@ -246,45 +269,48 @@ class MetricAggregateStream(ReportStream):
             start, end = self.days(context)
             filters += [f"greater-or-equal(datetime,{utc_iso(start)})", f"less-than(datetime,{utc_iso(end)})"]
         attributes["filter"] = filters
-        url = self.url_base + self.path
-        cursor: str | None = None
-        while True:
-            body_attributes = {**attributes, **({"page_cursor": cursor} if cursor else {})}
-            doc = self.send(
-                url,
-                method="POST",
-                json_body={"data": {"type": self.report_type, "attributes": body_attributes}},
-            )
-            yield from self.aggregate_rows(str(context["query_name"]), query.get("by") or [], doc)
-            cursor = _next_cursor(doc)
-            if not cursor:
-                return
+        yield from RESTStream.request_records(self, {**context, QUERY: attributes})
+
+    @override
+    def prepare_request_payload(self, context: Mapping[str, Any] | None, next_page_token: Any | None) -> Any:
+        attributes = dict((context or {})[QUERY])
+        cursor = _next_cursor(next_page_token.geturl()) if next_page_token is not None else None
+        if cursor:
+            attributes["page_cursor"] = cursor
+        return {"data": {"type": self.report_type, "attributes": attributes}}
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        return list(self.aggregate_rows(self.document(response)))
+
+    @override
+    def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """The query's name and its dimensions by name (the response only has their values, in order)."""
+        name = str((context or {})["query_name"])
+        by = self.queries[name].get("by") or []
+        values = row.pop(DIMENSION_VALUES)
+        return {"query_name": name, **row, "dimensions": dict(zip(by, values, strict=False))}
 
     @staticmethod
-    def aggregate_rows(name: str, by: list[str], doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def aggregate_rows(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
         attributes = (doc.get("data") or {}).get("attributes") or {}
         dates = [normalize_timestamp(d) for d in attributes.get("dates") or []]
         for group in attributes.get("data") or []:
             values = [str(v) for v in group.get("dimensions") or []]
-            dimensions = dict(zip(by, values, strict=False))
             for index, date in enumerate(dates):
                 row: dict[str, Any] = {
-                    "query_name": name,
                     "date": date,
                     # Never empty: a key column that is "" reads back as NULL in CSV-based loaders (target-duckdb).
                     "dimensions_key": "|".join(values) or "(none)",
-                    "dimensions": dimensions,
+                    DIMENSION_VALUES: values,
                 }
                 for measure, series in (group.get("measurements") or {}).items():
                     row[measure] = series[index] if isinstance(series, list) and index < len(series) else None
                 yield row
 
 
-def _next_cursor(doc: dict[str, Any]) -> str | None:
+def _next_cursor(following: str | None) -> str | None:
     """Klaviyo hands the next page's cursor back in links.next (a URL carrying it, or the bare cursor)."""
-    from urllib.parse import parse_qs, urlsplit
-
-    following = (doc.get("links") or {}).get("next")
     if not following:
         return None
     query = parse_qs(urlsplit(str(following)).query)

@@ -1,0 +1,195 @@
+"""Where a stream's records come from: fetched ahead on a worker, read in time windows, or read here.
+
+The SDK syncs one stream, partition and child context after another on the main thread. Waiting for each in
+turn wastes the rate limits of every other endpoint, so partitions and children are announced as soon as they
+are known, and workers run the SDK's own request path (`request_records`) for them. The main thread claims
+their records in the order the SDK asks; it alone post-processes records and writes messages and state.
+Children that arrive in the parent's `included` (sideloads) or inside its records (derived rows) are kept
+here for the child stream to take.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+
+from tap_klaviyo.concurrency import Prefetch
+from tap_klaviyo.windows import windowed_records
+
+if TYPE_CHECKING:
+    from tap_klaviyo.client import KlaviyoStream
+
+#: Endpoints allowing at most this many requests a minute are worth starting before their turn.
+SLOW_STEADY_LIMIT = 150
+
+
+def context_key(context: Mapping[str, Any] | None) -> Hashable:
+    return tuple(sorted((context or {}).items()))
+
+
+def in_chunks(records: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """Records handed between threads a page at a time, not one by one."""
+    chunk: list[dict[str, Any]] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class Fanout:
+    """One stream's prefetch jobs, its children's buffered rows, and the choice of how to read a context."""
+
+    def __init__(self, stream: KlaviyoStream) -> None:
+        self.stream = stream
+        self.prefetch: Prefetch[list[dict[str, Any]]] = Prefetch(stream.concurrency, budget=stream.run.budget)
+        self.announced = False
+        #: child stream name -> parent id -> rows (sideloaded resources, or rows derived from the record).
+        self.buffered: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.lock = threading.Lock()
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    def records(self, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+        """Main thread: this context's records, claimed from a worker or read now."""
+        stream = self.stream
+        if context and not self.announced and stream.partitions:
+            self.announced = True
+            self.announce(stream.partitions)
+        claimed = self.prefetch.claim(context_key(context))
+        if claimed is not None:
+            for chunk in claimed:
+                stream.run.check_aborted()
+                yield from chunk
+            return
+        yield from self.read(context)
+
+    def read(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+        """The SDK's request path for a context (windows in parallel for windowed streams)."""
+        stream = self.stream
+        if stream.windowed and stream.concurrency > 1 and stream.replication_key:
+            return windowed_records(stream, context)
+        return stream.request_records(dict(context) if context is not None else None)
+
+    # -- fetching ahead -----------------------------------------------------------------------------------
+
+    def announce(self, contexts: Iterable[Mapping[str, Any] | None], *, worker: bool = False) -> None:
+        """Start fetching these contexts, at most `concurrency` at once. A stream whose query reads the state
+        is announced from the main thread only, which reads its bounds into the context first."""
+        stream = self.stream
+        if stream.concurrency <= 1 or stream.denied or (worker and stream.replication_key):
+            return
+        for context in contexts:
+            frozen = dict(context) if context is not None else None
+            key = context_key(frozen)
+            if (frozen is not None and not stream.wants(frozen)) or self.prefetch.announced(key):
+                continue
+            job_context = stream.with_bounds(frozen) if stream.replication_key else frozen
+            size = stream.endpoint.max_page_size or 100
+            self.prefetch.announce(key, partial(self.fetch_ahead, job_context, size))
+
+    def fetch_ahead(self, context: dict[str, Any] | None, size: int) -> Iterator[list[dict[str, Any]]]:
+        """A worker's job; an error that will end the run ends it now, not when the main thread gets here."""
+        try:
+            yield from in_chunks(self.read(context), size)
+        except Exception as exc:
+            if not self.stream.tolerates(exc):
+                self.stream.run.abort(exc)
+            raise
+
+    def start_early(self) -> bool:
+        """Begin this stream's requests at the start of the run, before the SDK reaches it: for streams held
+        back by a tight rate limit, whose waits then overlap the streams synced before them."""
+        stream = self.stream
+        if stream.concurrency <= 1 or stream.denied or stream.parent_stream_type is not None or not self.slow:
+            return False
+        self.announced = True
+        partitions = stream.partitions
+        self.announce(partitions if partitions else [None])
+        return True
+
+    @property
+    def slow(self) -> bool:
+        """This stream, or a selected descendant, requests an endpoint with a tight steady limit."""
+        stream = self.stream
+        if stream.method != "get":
+            return False
+        if not stream.arrives_with_parent and stream.endpoint.rate[1] <= SLOW_STEADY_LIMIT:
+            return True
+        return any(c.fanout.slow for c in self.active_children())
+
+    def active_children(self) -> list[KlaviyoStream]:
+        return [
+            cast("KlaviyoStream", c)
+            for c in self.stream.child_streams
+            if hasattr(c, "fanout") and (c.selected or c.has_selected_descendents)
+        ]
+
+    # -- children --------------------------------------------------------------------------------------
+
+    def page_arrived(self, data: list[Any], included: list[Any] | None, records: list[dict[str, Any]]) -> None:
+        """Any thread: set aside what sideloaded children emit, and start fetching the other children."""
+        stream = self.stream
+        worker = threading.current_thread() is not threading.main_thread()
+        for child in self.active_children():
+            if child.derived_from_parent:
+                continue
+            if child.arrives_with_parent:
+                found = self.linked(data, included or [], child)
+                with self.lock:
+                    self.buffered.setdefault(child.name, {}).update(found)
+                if stream.concurrency > 1:
+                    child.fanout.page_arrived([], None, [r for rows in found.values() for r in rows])
+                continue
+            if stream.concurrency > 1:
+                contexts = [child_context(stream, r) for r in records]
+                child.fanout.announce([c for c in contexts if c], worker=worker)
+
+    def linked(self, data: list[Any], included: list[Any], child: KlaviyoStream) -> dict[str, list[dict[str, Any]]]:
+        """Parent id -> the included resources (as the child's records) its relationship lists (JSON:API)."""
+        rels = [rel for rel, name in self.stream.sideloads.items() if name == child.name]
+        by_key = {(r.get("type"), r.get("id")): r for r in included}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for parent in data:
+            relationships = parent.get("relationships") or {}
+            for rel in rels:
+                relationship = relationships.get(rel)
+                linkage = (relationship.get("data") if relationship is not None else None) or []
+                found = [by_key[(ref["type"], ref["id"])] for ref in linkage if (ref["type"], ref["id"]) in by_key]
+                out[str(parent.get("id"))] = [child.shape(r) for r in found]
+        return out
+
+    def derive(self, record: dict[str, Any]) -> None:
+        """Main thread: rows that derived children take out of this record."""
+        for child in self.derived_children:
+            self.buffered.setdefault(child.name, {})[str(record.get("id"))] = cast(Any, child).derive(record)
+
+    @property
+    def derived_children(self) -> list[KlaviyoStream]:
+        cached: list[KlaviyoStream] | None = getattr(self, "_derived", None)
+        if cached is None:
+            cached = [c for c in self.active_children() if c.derived_from_parent]
+            self._derived = cached
+        return cached
+
+    def take(self, child: str, parent_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.buffered.get(child, {}).pop(parent_id, [])
+
+    def close(self) -> None:
+        """The stream is done: drop fetched records nobody will claim (children of records not emitted)."""
+        self.prefetch.close()
+        for child in self.stream.child_streams:
+            fanout = getattr(child, "fanout", None)
+            if fanout is not None:
+                fanout.close()
+
+
+def child_context(stream: KlaviyoStream, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The context the SDK will give the child for this (not yet post-processed) record."""
+    context = stream.get_child_context(record, None)
+    return dict(context) if context else None
