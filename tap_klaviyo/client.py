@@ -32,6 +32,7 @@ from typing_extensions import override
 
 from tap_klaviyo import spec
 from tap_klaviyo.concurrency import Prefetch, ordered
+from tap_klaviyo.drift import DriftCheck  # issue 11
 from tap_klaviyo.errors import (
     KlaviyoAPIError,
     KlaviyoAuthError,
@@ -242,6 +243,7 @@ class KlaviyoStream(RESTStream[Any]):
         resource = spec.resource_schema(spec_template(self.schema_path or self.path), self.method)
         self._to_one = [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)]
         props = self.schema.get("properties", {})
+        self.drift = DriftCheck(self.name, self.logger, props)  # issue 11: name undeclared fields once
         self._timestamp_columns = [k for k, v in props.items() if v.get("format") == "date-time"]
         self.sort_value = self.sort_by
         if self.sort_value is None and self.replication_key and self.replication_key in self.endpoint.sorts:
@@ -960,6 +962,7 @@ class KlaviyoStream(RESTStream[Any]):
     @override
     def _write_record_message(self, record: dict[str, Any]) -> None:
         self.stats.records += 1
+        self.drift.check(record)  # issue 11: undeclared fields named once per stream
         if not self._plain_output:
             super()._write_record_message(record)
             return
