@@ -31,6 +31,7 @@ from typing_extensions import override
 
 from tap_klaviyo import spec
 from tap_klaviyo.auth import KlaviyoKeyAuthenticator
+from tap_klaviyo.drift import DriftCheck
 from tap_klaviyo.errors import (
     KlaviyoAPIError,
     KlaviyoAuthError,
@@ -103,6 +104,7 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
         self.parsed = threading.local()  # the body validate_response decoded, for parse_response
         resource = spec.resource_schema(spec_template(self.schema_path or self.path), self.method)
         props = self.schema.get("properties", {})
+        self.drift = DriftCheck(self.name, self.logger, props)  # fields in no schema: named once per stream
         self.shape = RecordShape(
             self.id_column,
             [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)],
@@ -330,6 +332,7 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
         if cut is not None and (record.get(cut[0]) or "") >= cut[1]:
             self.stats.records -= 1 if self.selected else 0
             return None
+        self.drift.check(record)
         self.fanout.derive(record)
         return record
 

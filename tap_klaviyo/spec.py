@@ -252,15 +252,16 @@ def resource_schema(path: str, method: str = "get") -> dict[str, Any]:
     return data
 
 
-def to_one_relationships(resource: dict[str, Any]) -> list[str]:
-    """Names of the resource's to-one relationships (they become `<name>_id` columns)."""
+def to_one_relationships(resource: dict[str, Any], *, overlay: bool = True) -> list[str]:
+    """Names of the resource's to-one relationships (they become `<name>_id` columns), overlay included."""
     rels = _resolve(resource.get("properties", {}).get("relationships", {})).get("properties", {})
     names = []
     for name, rel in rels.items():
         data = _resolve(_resolve(rel).get("properties", {}).get("data", {}))
         if data.get("type") == "object" or "properties" in data:
             names.append(name)
-    return names
+    extra = overlay_for(_type_of(resource)).get("relationships", {}) if overlay else {}
+    return [*names, *(name for name in extra if name not in names)]
 
 
 def relationship_column(name: str) -> str:
@@ -273,14 +274,20 @@ def record_schema(
     *,
     extra: dict[str, dict[str, Any]] | None = None,
     keep: tuple[str, ...] | None = None,
+    overlay: bool = True,
 ) -> dict[str, Any]:
-    """Singer schema of the records the tap emits for `path`, in the engine's record shape."""
+    """Singer schema of the records the tap emits for `path`, in the engine's record shape.
+
+    `overlay=False` gives the spec's word alone (the generator compares the two to spot stale entries).
+    """
     resource = resource_schema(path, method)
     attributes = _resolve(resource.get("properties", {}).get("attributes", {}))
     properties: dict[str, Any] = {"id": {"type": ["string"]}}
     for name, node in attributes.get("properties", {}).items():
         properties[name] = to_json_schema(node)
-    for rel in to_one_relationships(resource):
+    if overlay:
+        _apply_overlay(properties, overlay_for(_type_of(resource)).get("attributes", {}))
+    for rel in to_one_relationships(resource, overlay=overlay):
         properties[relationship_column(rel)] = {"type": ["string", "null"]}
     properties.update(extra or {})
     if keep is not None:
@@ -319,6 +326,51 @@ def request_enum(path: str, name: str, method: str = "post") -> list[str]:
 
 def resource_type(path: str, method: str = "get") -> str | None:
     """The JSON:API `type` of the resources `path` returns (what `fields[<type>]` is named after)."""
-    type_node = _resolve(resource_schema(path, method).get("properties", {}).get("type", {}))
-    values = type_node.get("enum") or []
+    return _type_of(resource_schema(path, method))
+
+
+def _type_of(resource: dict[str, Any]) -> str | None:
+    values = _resolve(resource.get("properties", {}).get("type", {})).get("enum") or []
     return str(values[0]) if values else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The overlay: fields real responses carry that the spec omits (tap_klaviyo/schema_overlay.json).
+
+OVERLAY_FILE = "schema_overlay.json"
+
+
+@cache
+def load_overlay() -> dict[str, dict[str, Any]]:
+    """Resource type -> {"attributes": {dotted path: entry}, "relationships": {name: entry}}, checked."""
+    text = resources.files("tap_klaviyo").joinpath(OVERLAY_FILE).read_text(encoding="utf-8")
+    loaded: dict[str, dict[str, Any]] = json.loads(text)["resources"]
+    for rtype, sections in loaded.items():
+        for section, entries in sections.items():
+            for name, entry in entries.items():
+                where = f"{OVERLAY_FILE}: {rtype} {section} {name}"
+                if section not in {"attributes", "relationships"}:
+                    raise ValueError(f"{where}: unknown section (attributes or relationships)")
+                if not str(entry.get("seen") or "").strip():
+                    raise ValueError(f"{where}: says nowhere where it was seen")
+                if section == "attributes" and not isinstance(entry.get("schema"), dict):
+                    raise ValueError(f"{where}: has no schema")
+    return loaded
+
+
+def overlay_for(rtype: str | None) -> dict[str, Any]:
+    return load_overlay().get(rtype or "", {})
+
+
+def _apply_overlay(properties: dict[str, Any], attributes: dict[str, Any]) -> None:
+    """Add each overlay attribute at its dotted path; the spec's own declaration, if any, wins."""
+    for dotted, entry in attributes.items():
+        *parents, leaf = dotted.split(".")
+        node = properties
+        for part in parents:
+            parent = node.get(part)
+            if not isinstance(parent, dict) or "properties" not in parent:
+                msg = f"{OVERLAY_FILE}: {dotted}: {part} is not an object with properties in the spec"
+                raise ValueError(msg)
+            node = parent["properties"]
+        node.setdefault(leaf, json.loads(json.dumps(entry["schema"])))

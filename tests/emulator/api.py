@@ -91,6 +91,7 @@ class RequestContext:
     params: dict[str, str]
     body: Any = None
     path_params: dict[str, str] = field(default_factory=dict)
+    revision: str = ""
 
     def url(self, pairs: Iterable[tuple[str, str]] | None = None) -> str:
         """Absolute URL on the emulator: the request path (with Klaviyo's trailing slash) + query."""
@@ -165,8 +166,12 @@ def _sortable(value: Any) -> Any:
 class Api:
     """The read side of the emulated API."""
 
-    def __init__(self, data: AccountData) -> None:
+    def __init__(self, data: AccountData, extra_attributes: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.data = data
+        #: Attributes served beyond the spec, by resource type (shared with EmulatorConfig: tests flip it).
+        self.extra_attributes: Mapping[str, Mapping[str, Any]] = (
+            extra_attributes if extra_attributes is not None else {}
+        )
         self._cache: dict[tuple[Any, ...], str] = {}
 
     # ---- dispatch --------------------------------------------------------------------------------
@@ -209,7 +214,9 @@ class Api:
                 additional[name[18:-1]] = set(value.split(","))
         dyn: dict[str, Callable[[Rec], Any]] = {"profile_count": self._profile_count}
         dyn.update(dynamic or {})
-        return RenderOptions(ctx.base, fields, additional, additional_only(), frozenset(), dyn)
+        return RenderOptions(
+            ctx.base, fields, additional, additional_only(), frozenset(), dyn, ctx.revision, self.extra_attributes
+        )
 
     def _profile_count(self, rec: Rec) -> Any:
         if rec.type in MEMBERSHIP_TYPES:
@@ -386,6 +393,8 @@ class Api:
             opts.omitted,
             frozenset(),
             {"profile_count": self._profile_count},
+            opts.revision,
+            opts.extra,
         )
         for rec in recs:
             for name in include:
@@ -470,11 +479,13 @@ class Api:
             if "profile" in include:
                 seen[("profile", store.profile_of(idx))] = None
         full = self._options(ctx)
-        opts = RenderOptions(ctx.base, full.fields, full.additional, additional_only(), frozenset(), {})
+        opts = RenderOptions(
+            ctx.base, full.fields, full.additional, additional_only(), frozenset(), {}, full.revision, full.extra
+        )
         out = []
         for rtype, rid in seen:
             sparse = tuple(sorted(full.fields.get(rtype, ()))), tuple(sorted(full.additional.get(rtype, ())))
-            key = (op.template, rtype, rid, ctx.base, self.data.generation, sparse)
+            key = (op.template, rtype, rid, ctx.base, self.data.generation, sparse, str(full.extra.get(rtype) or ""))
             text = self._cache.get(key)
             if text is None:
                 rec = self.data.get(rtype, rid)

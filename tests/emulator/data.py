@@ -30,6 +30,7 @@ from .records import (
     ulid,
 )
 from .spec import get_spec
+from .undocumented import click_tracking, legacy_flow_action
 
 
 @dataclass(frozen=True)
@@ -397,6 +398,8 @@ class AccountData:
             "locale": ("en-US", "fr-FR", "en-GB")[k % 3] if k % 5 else None,
             "title": "Buyer" if k % 11 == 0 else None,
             "image": None,
+            "anonymous_id": f"anon-{k:08d}" if k % 4 == 1 else None,
+            "whatsapp_bsuid": f"US.{13_000_000_000 + k * 7919}" if k % 5 == 2 else None,
             "created": fmt(created),
             "updated": fmt(updated, keep_micros=k % 3 == 1),
             "last_event_date": None,
@@ -467,6 +470,7 @@ class AccountData:
                     "can_receive": True,
                     "valid_until": None,
                 },
+                "click_tracking": click_tracking(stamp, k),
             },
             "sms": {
                 "marketing": {
@@ -635,6 +639,7 @@ class AccountData:
         fm_schema = spec.operation("GET", "/api/flow-actions/{id}/flow-messages").data
         assert fa_schema is not None and fm_schema is not None
         self._flow_messages: list[tuple[str, str, str]] = []
+        images = list(self.store.get("image", {}))
         n = self.spec_size.flows
         for i in range(n):
             fid = short_id(rng)
@@ -687,7 +692,11 @@ class AccountData:
                         aid,
                         a_attrs,
                         {"flow": fid, "flow-messages": []},
-                        {"action_type": action_type, "status": status},
+                        {
+                            "action_type": action_type,
+                            "status": status,
+                            "legacy": legacy_flow_action(kind, status, a_attrs["created"], a_attrs["updated"]),
+                        },
                     )
                 )
                 flow.rels["flow-actions"].append(aid)
@@ -713,7 +722,8 @@ class AccountData:
                         "updated": a_attrs["updated"],
                         "definition": m_def,
                     }
-                    rels = {"flow-action": aid, "template": template}
+                    image = images[(i + j + m) % len(images)] if channel != "email" and images and m % 2 == 0 else None
+                    rels = {"flow-action": aid, "template": template, "image": image}
                     self._put(Rec("flow-message", mid, m_attrs, rels, {"name": m_name}))
                     action.rels["flow-messages"].append(mid)
                     self._flow_messages.append((mid, fid, m_name))

@@ -13,6 +13,7 @@ from typing import Any
 
 from .records import Rec
 from .spec import ResourceShape, get_spec
+from .undocumented import legacy_attribute_names
 
 RelatedFn = Callable[[Rec, str], "list[str] | str | None"]
 
@@ -27,6 +28,10 @@ class RenderOptions:
     omitted: dict[str, frozenset[str]] = field(default_factory=dict)
     include: frozenset[str] = frozenset()
     dynamic: Mapping[str, Callable[[Rec], Any]] = field(default_factory=dict)
+    #: The request's ``revision`` header (older revisions get older shapes).
+    revision: str = ""
+    #: Resource type -> attributes served on every resource of that type beyond the spec (drift tests).
+    extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def type_path(rtype: str) -> str:
@@ -52,8 +57,12 @@ def render(
     omitted = opts.omitted.get(rtype, frozenset()) - opts.additional.get(rtype, set())
     attrs: dict[str, Any] = {}
     source = rec.attrs
+    names: Iterable[str] = shape.attributes
+    legacy = legacy_attribute_names(opts.revision) if rtype == "flow-action" and opts.revision else None
+    if legacy is not None:
+        names, source = legacy, rec.extra.get("legacy") or {}
     dynamic = opts.dynamic
-    for name in shape.attributes:
+    for name in names:
         if name in omitted:
             continue
         if wanted is not None and name not in wanted:
@@ -65,6 +74,9 @@ def render(
             continue
         getter = dynamic.get(name)
         attrs[name] = getter(rec) if getter is not None else source.get(name)
+    for name, value in opts.extra.get(rtype, {}).items():
+        if wanted is None or name in wanted:
+            attrs[name] = value
     base_path = f"{opts.base}{type_path(rec.type)}/{rec.id}"
     out: dict[str, Any] = {"type": rtype, "id": rec.id, "attributes": attrs}
     if shape.relationships:

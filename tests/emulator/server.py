@@ -45,6 +45,9 @@ class EmulatorConfig:
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     timeout_delay_s: float = 5.0
     daily_limits: bool = True
+    #: Resource type -> attributes served on every such resource beyond the spec (e.g. a field Klaviyo
+    #: has just started sending), to test that the tap names what no schema declares.
+    extra_attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,7 +150,7 @@ class Emulator:
         self.auth = AuthRegistry()
         self.limiter = RateLimiter()
         self.faults = FaultPlan(self.config.seed)
-        self.api = Api(self.account)
+        self.api = Api(self.account, self.config.extra_attributes)
         self.requests = RequestLog()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -388,7 +391,9 @@ class Emulator:
                 parsed_body = json.loads(body)
             except ValueError:
                 parsed_body = None
-        ctx = RequestContext(base, path, raw_query, pairs, params, parsed_body, path_params)
+        ctx = RequestContext(
+            base, path, raw_query, pairs, params, parsed_body, path_params, revision=lower.get("revision") or ""
+        )
         try:
             status, doc = self.api.handle(op, ctx)
         except ApiError as err:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .undocumented import EXTRA_ATTRIBUTES, EXTRA_RELATIONSHIPS
+
 REVISION = "2026-07-15"
 SPEC_FILE = Path(__file__).resolve().parents[2] / "tap_klaviyo" / "openapi" / f"stable-{REVISION}.json"
 
@@ -178,6 +180,11 @@ class Spec:
             item = self.flatten(data.get("items", {})) if to_many else data
             target_enum = self.resolve(item.get("properties", {}).get("type", {})).get("enum")
             rels[name] = Relationship(name, to_many, target_enum[0] if target_enum else None)
+        # What real responses carry beyond the spec (see undocumented.py).
+        for name, sub in EXTRA_ATTRIBUTES.get(str(enum[0]), {}).items():
+            attributes.setdefault(name, sub)
+        for name, target in EXTRA_RELATIONSHIPS.get(str(enum[0]), {}).items():
+            rels.setdefault(name, Relationship(name, False, target))
         return ResourceShape(
             type=str(enum[0]),
             attributes=attributes,
