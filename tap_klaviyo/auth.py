@@ -1,6 +1,7 @@
 """Authentication: a private API key, or OAuth access tokens refreshed from a refresh token.
 
-Tokens live in memory only; a rotated refresh token replaces the configured one for the rest of the run.
+Access tokens live in memory only. A rotated refresh token replaces the configured one for the rest of the
+run and is handed to `on_rotate` (tap_klaviyo.token_store saves it for the next run).
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class OAuthRefreshAuth(AuthBase):
         refresh_token: str,
         timeout: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        on_rotate: Callable[[str], None] | None = None,
     ) -> None:
+        self._on_rotate = on_rotate
         self._token_url = token_url
         self._basic = HTTPBasicAuth(client_id, client_secret)
         self._refresh_token = refresh_token
@@ -87,8 +90,11 @@ class OAuthRefreshAuth(AuthBase):
             raise KlaviyoAuthError(msg)
         self._access_token = str(body["access_token"])
         self._expires_at = self._clock() + float(body.get("expires_in") or 3600)
-        if body.get("refresh_token"):
-            self._refresh_token = str(body["refresh_token"])
+        rotated = str(body.get("refresh_token") or "")
+        if rotated and rotated != self._refresh_token:
+            self._refresh_token = rotated
+            if self._on_rotate is not None:
+                self._on_rotate(rotated)
         self.refreshes += 1
 
     def token(self) -> str:

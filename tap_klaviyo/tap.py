@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
+import click
 import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk import Stream, Tap
@@ -32,6 +33,7 @@ from tap_klaviyo.settings import (
 )
 from tap_klaviyo.streams import STREAM_TYPES
 from tap_klaviyo.streams.custom import custom_stream_errors, custom_stream_types
+from tap_klaviyo.token_store import RefreshTokenStore, config_files_of_this_run, remember_config_files
 
 
 class RunEnded(Exception):
@@ -49,7 +51,15 @@ class TapKlaviyo(Tap):
         self.pacer = Pacer()
         self.run_started = datetime.now(timezone.utc)
         self.run_started_iso = self.run_started.isoformat()
+        self.config_files = config_files_of_this_run()  # token write-back: the --config files of this run
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    @override
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> Any:
+        """The SDK merges the --config files; remember which they were (token write-back)."""
+        remember_config_files(ctx, value)
+        return super().cb_config(ctx, param, value)
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -89,6 +99,7 @@ class TapKlaviyo(Tap):
             client_secret=str(self.config["client_secret"]),
             refresh_token=str(self.config["refresh_token"]),
             timeout=float(self.config.get("request_timeout") or 30),
+            on_rotate=RefreshTokenStore(str(self.config["refresh_token"]), self.config_files, self.logger),
         )
 
     @cached_property
