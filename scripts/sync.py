@@ -4,15 +4,19 @@
 
 1. Meltano in its own virtual environment (`.meltano/meltano-venv`), then `meltano install` of the tap and
    target-duckdb into theirs (`.meltano/extractors`, `.meltano/loaders`), as pinned in meltano.yml.
-2. Without credentials (no `TAP_KLAVIYO_API_KEY`, `TAP_KLAVIYO_REFRESH_TOKEN`, in the environment or in
-   Meltano's `.env`) it starts the bundled demo account (the Klaviyo emulator of tests/emulator) on a free
-   local port, runs Meltano's `demo` environment against it into `output/demo.duckdb`, and stops it.
-   With credentials it syncs the real account into `output/klaviyo.duckdb`, incrementally: Meltano keeps
-   the state in its system database, `.meltano/meltano.db`.
+2. With credentials (`TAP_KLAVIYO_API_KEY`, or OAuth's `TAP_KLAVIYO_REFRESH_TOKEN` and client, in the
+   environment or in Meltano's `.env`) it syncs that account into `output/klaviyo_account.duckdb`.
+   Without them it starts the bundled demo account (the Klaviyo emulator of tests/emulator) on a free local
+   port, runs Meltano's `demo` environment against it into `output/demo.duckdb`, and stops it; every demo
+   run after the first finds new activity in the account (scripts/demo_account.py).
+   Either way the first run reads all history and later runs are incremental: Meltano keeps the state in its
+   system database, `.meltano/meltano.db`, per environment. A database file that does not exist (yet) is
+   filled by a full sync, whatever the state says.
 3. `meltano run tap-klaviyo target-duckdb`, with Meltano's log in `output/meltano.log`.
-4. A row count per table, read from the database.
+4. A row count per table, read from the database, with the rows this run added.
 
-Options: `--demo` syncs the demo account even with credentials set; `--size` picks its size;
+Options: `--demo` syncs the demo account even with credentials set; `--fresh` starts over (the demo: a new
+database and account; a real account: a full sync, rows updated in place); `--size` picks the demo's size;
 `--verbose` shows every log line (target-duckdb's per-batch lines are left out otherwise); `--output DIR`
 writes the database and the log there instead of `output/`.
 """
@@ -27,12 +31,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 MELTANO_VERSION = "4.4.1"
 MELTANO_VENV = ROOT / ".meltano" / "meltano-venv"
@@ -47,14 +51,20 @@ QUIET = re.compile(
     r"|meltano\s+Incremental state has been updated)"
 )
 
+SCHEMA = "klaviyo"  # the extractor's load_schema in meltano.yml
+# Fully qualified (database.schema.table): a database file named like the schema must not make it ambiguous.
 COUNT_ROWS = """
 import json, sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
+db = con.execute("select current_database()").fetchone()[0]
 rows = con.execute(
-    "select table_schema, table_name from information_schema.tables "
-    "where table_type = 'BASE TABLE' and table_schema = ? order by table_name", [sys.argv[2]]
+    "select table_name from information_schema.tables "
+    "where table_type = 'BASE TABLE' and table_catalog = ? and table_schema = ? order by table_name",
+    [db, sys.argv[2]],
 ).fetchall()
-print(json.dumps({t: con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0] for s, t in rows}))
+q = lambda name: '"' + name.replace('"', '""') + '"'
+print(json.dumps({t: con.execute(f"select count(*) from {q(db)}.{q(sys.argv[2])}.{q(t)}").fetchone()[0]
+                  for (t,) in rows}))
 """
 
 
@@ -115,16 +125,6 @@ def run_meltano(args: list[str], env: Mapping[str, str], log: Path, *, verbose: 
         return proc.wait()
 
 
-@contextmanager
-def demo_account(size: str) -> Iterator[dict[str, str]]:
-    """The bundled demo account on a free local port, for as long as the block runs."""
-    from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
-
-    with Emulator(EmulatorConfig(size=size)) as emulator:
-        print(f"Demo Klaviyo account ({size}) on {emulator.base_url}", flush=True)
-        yield {"TAP_KLAVIYO_API_URL": emulator.base_url, "TAP_KLAVIYO_API_KEY": DEMO_API_KEY}
-
-
 def database_path(meltano_args: list[str], env: Mapping[str, str]) -> Path:
     """Where target-duckdb writes, as Meltano resolves it (meltano.yml, the environment, `meltano config`)."""
     out = subprocess.run(
@@ -144,7 +144,10 @@ def target_python() -> Path:
     return sys_dir / "loaders" / TARGET / "venv" / "bin" / "python"
 
 
-def row_counts(database: Path, schema: str = "klaviyo") -> dict[str, int]:
+def row_counts(database: Path, schema: str = SCHEMA) -> dict[str, int]:
+    """Rows per table of the schema; nothing for a database that does not exist yet."""
+    if not database.exists():
+        return {}
     out = subprocess.run(
         [str(target_python()), "-c", COUNT_ROWS, str(database), schema],
         capture_output=True,
@@ -158,18 +161,37 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def print_counts(counts: Mapping[str, int], database: Path) -> None:
+def print_counts(counts: Mapping[str, int], before: Mapping[str, int], database: Path) -> None:
+    """Rows per table, and how many this run added."""
     width = max([len("table"), *map(len, counts)]) + 2
-    print(f"\n{'table':<{width}}{'rows':>10}")
+    print(f"\n{'table':<{width}}{'rows':>10}{'new':>8}")
     for table, count in counts.items():
-        print(f"{table:<{width}}{count:>10}")
-    print(f"{'total':<{width}}{sum(counts.values()):>10}")
-    print(f"{len(counts)} tables in {shown(database)} (schema klaviyo)")
+        print(f"{table:<{width}}{count:>10}{count - before.get(table, 0):>8}")
+    total, new = sum(counts.values()), sum(counts.values()) - sum(before.values())
+    print(f"{'total':<{width}}{total:>10}{new:>8}")
+    print(f"{len(counts)} tables in {shown(database)} (schema {SCHEMA}): select count(*) from {SCHEMA}.event")
+
+
+# The database file of earlier versions, named like its schema, which made `klaviyo.event` ambiguous in DuckDB.
+OLD_DATABASE = f"{SCHEMA}.duckdb"
+
+
+def move_old_database(database: Path) -> None:
+    """Keep an earlier version's database (and its state) in use under the new name."""
+    old = database.with_name(OLD_DATABASE)
+    if database.name != OLD_DATABASE and not database.exists() and old.exists():
+        old.rename(database)
+        print(
+            f"Renamed {shown(old)} to {shown(database)}: DuckDB names the database after its file, and a "
+            f"database named like the schema makes `{SCHEMA}.event` ambiguous",
+            flush=True,
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo", action="store_true", help="sync the demo account even if credentials are set")
+    parser.add_argument("--fresh", action="store_true", help="start over: ignore the state (the demo: a new database)")
     parser.add_argument("--size", default="demo", choices=["tiny", "demo", "medium", "large"])
     parser.add_argument("--verbose", action="store_true", help="show every line of Meltano's log")
     parser.add_argument("--output", type=Path, help="directory for the database and the log (default: output/)")
@@ -184,7 +206,7 @@ def main() -> int:
     env = meltano_env()
     demo = args.demo or not has_credentials(env)
     if args.output:
-        env["TARGET_DUCKDB_FILEPATH"] = str(output / ("demo.duckdb" if demo else "klaviyo.duckdb"))
+        env["TARGET_DUCKDB_FILEPATH"] = str(output / ("demo.duckdb" if demo else "klaviyo_account.duckdb"))
 
     print("meltano install tap-klaviyo target-duckdb ...", flush=True)
     code = run_meltano(["install", "tap-klaviyo", TARGET], env, log, verbose=args.verbose)
@@ -192,24 +214,37 @@ def main() -> int:
         print(f"meltano install failed ({code}); the log is in {shown(log)}", file=sys.stderr)
         return code
 
-    run = ["run", "tap-klaviyo", TARGET]
+    environment = ["--environment=demo"] if demo else []
+    database = database_path(environment, env)
+    if demo and args.fresh:
+        database.unlink(missing_ok=True)
+    move_old_database(database)
+    if database.stem == SCHEMA:
+        print(f"Note: {shown(database)} is named like its schema: in DuckDB write {SCHEMA}.{SCHEMA}.event", flush=True)
+    first = not database.exists()
+    run = [*environment, "run", "tap-klaviyo", TARGET]
+    if first or args.fresh:
+        # The database and the state go together: rows the state says were read must be in the database.
+        run.append("--full-refresh")
+    before = row_counts(database)
     if demo:
-        environment = ["--environment=demo"]
-        database = database_path(environment, env)
-        database.unlink(missing_ok=True)  # each demo run starts from a new account: show just that one
-        with demo_account(args.size) as demo_env:
+        from demo_account import demo_account
+
+        with demo_account(args.size, database.with_suffix(".activity.json"), first_run=first) as account:
+            what = "a full sync" if first else f"{account.new_events} new events since the last run; incremental"
+            print(f"Demo Klaviyo account ({args.size}) on {account.emulator.base_url}: {what}", flush=True)
             # Nothing of a real account's settings leaks into the demo (both a key and OAuth would be an error).
             clean = {k: v for k, v in env.items() if not k.startswith("TAP_KLAVIYO_")}
-            code = run_meltano([*environment, *run, "--full-refresh"], {**clean, **demo_env}, log, verbose=args.verbose)
+            code = run_meltano(run, {**clean, **account.env}, log, verbose=args.verbose)
     else:
-        database = database_path([], env)
-        print("Syncing the Klaviyo account of your credentials (incremental after the first run)", flush=True)
+        how = "all history (a full sync)" if "--full-refresh" in run else "incremental (Meltano's state)"
+        print(f"Syncing the Klaviyo account of your credentials into {shown(database)}: {how}", flush=True)
         code = run_meltano(run, env, log, verbose=args.verbose)
     if code:
         print(f"meltano run failed ({code}); the log is in {shown(log)}", file=sys.stderr)
         return code
 
-    print_counts(row_counts(database), database)
+    print_counts(row_counts(database), before, database)
     print(f"Done in {time.monotonic() - started:.0f} s. Meltano's log: {shown(log)}")
     return 0
 

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -23,6 +24,7 @@ from tap_klaviyo.concurrency import Budget
 from tap_klaviyo.pacing import PacedAdapter, Pacer
 from tap_klaviyo.progress import Reporter, lean_garbage_collection
 from tap_klaviyo.settings import SECRET_SETTINGS, parse_date_setting
+from tap_klaviyo.token_store import RefreshTokenStore
 
 
 class RunEnded(Exception):
@@ -32,8 +34,15 @@ class RunEnded(Exception):
 class KlaviyoRun:
     """Run-wide resources of one tap instance."""
 
-    def __init__(self, config: Mapping[str, Any], logger: logging.Logger, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        logger: logging.Logger,
+        clock: Clock | None = None,
+        config_files: tuple[Path, ...] = (),
+    ) -> None:
         self.config = config
+        self.config_files = config_files
         self.logger = logger
         self.clock = clock or Clock()
         self.started: datetime = self.clock.now().astimezone(timezone.utc)
@@ -71,6 +80,7 @@ class KlaviyoRun:
             refresh_token=str(config.get("refresh_token") or ""),
             timeout=float(config.get("request_timeout") or 30),
             clock=self.clock,
+            on_rotate=RefreshTokenStore(str(config.get("refresh_token") or ""), self.config_files, self.logger),
         )
 
     # -- the run's beginning and end -----------------------------------------------------------------

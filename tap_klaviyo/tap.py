@@ -6,6 +6,7 @@ import sys
 from functools import cached_property
 from typing import Any
 
+import click
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 from typing_extensions import override
@@ -18,6 +19,7 @@ from tap_klaviyo.run import KlaviyoRun
 from tap_klaviyo.settings import CONFIG_SCHEMA, settings_errors
 from tap_klaviyo.streams import STREAM_TYPES
 from tap_klaviyo.streams.custom import custom_stream_errors, custom_stream_types
+from tap_klaviyo.token_store import config_files_of_this_run, remember_config_files
 
 
 class TapKlaviyo(Tap):
@@ -31,6 +33,7 @@ class TapKlaviyo(Tap):
         """`clock`: the run's time (tests pass a fake one). Settings the JSON schema cannot express are checked
         here, before any request, each problem one line."""
         self.clock = clock
+        self.config_files = config_files_of_this_run()  # token write-back: the --config files of this run
         super().__init__(*args, **kwargs)
         if kwargs.get("validate_config", True):
             errors = [*settings_errors(self.config), *self.custom_errors]
@@ -44,7 +47,14 @@ class TapKlaviyo(Tap):
     @cached_property
     def run(self) -> KlaviyoRun:
         """Created on the main thread with the first stream, before any worker starts."""
-        return KlaviyoRun(self.config, self.logger, self.clock)
+        return KlaviyoRun(self.config, self.logger, self.clock, self.config_files)
+
+    @classmethod
+    @override
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> Any:
+        """The SDK merges the --config files; remember which they were (token write-back)."""
+        remember_config_files(ctx, value)
+        return super().cb_config(ctx, param, value)
 
     @property
     def custom_errors(self) -> list[str]:

@@ -1,41 +1,129 @@
-"""The README's first command: `scripts/sync.py` syncs the demo account into DuckDB through Meltano."""
+"""The README's first command: `scripts/sync.py` syncs a Klaviyo account into DuckDB through Meltano.
+
+With credentials (here the emulator posing as the user's own account, through `TAP_KLAVIYO_API_URL`), and
+without (the bundled demo account): twice each, the second run incremental. These runs read one day of
+reports and re-read none (`TAP_KLAVIYO_REPORT_HISTORY_DAYS=1`, `..._LOOKBACK_DAYS=0`; the demo environment
+of meltano.yml does the same): the tap paces the values reports at Klaviyo's 2 requests a minute.
+"""
 
 from __future__ import annotations
 
+import importlib
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from tests.emulator import Emulator, EmulatorConfig
 from tests.emulator.data import SIZES
 from tests.harness import ROOT
-from tests.meltano_e2e import meltano_for_tests, sync_script
+from tests.meltano_e2e import Meltano, duckdb_query, meltano_for_tests, mutate_account, sync_script, tap_env
 
 pytestmark = pytest.mark.timeout(900)
 
+NEW_EVENTS: int = importlib.import_module("demo_account").NEW_EVENTS  # scripts/ is on the path (meltano_e2e)
 
-def test_sync_script_runs_the_demo_and_prints_row_counts(tmp_path: Path) -> None:
-    meltano = meltano_for_tests(tmp_path, ["tap-klaviyo", "target-duckdb"])  # installed once, or a clear skip
-    env = meltano.env()  # no credentials: the demo; the test session's plugins and a state of its own
+QUICK_REPORTS = {"TAP_KLAVIYO_REPORT_HISTORY_DAYS": "1", "TAP_KLAVIYO_REPORT_LOOKBACK_DAYS": "0"}
+
+
+def sync(env: Mapping[str, str], output: Path, *args: str) -> tuple[str, dict[str, tuple[int, int]]]:
+    """`python scripts/sync.py` as the README runs it: its output, and per table (rows, new rows)."""
     proc = subprocess.run(
-        [sys.executable, "scripts/sync.py", "--size", "tiny", "--output", str(tmp_path / "out")],
+        [sys.executable, "scripts/sync.py", "--output", str(output), *args],
         cwd=ROOT,
-        env=env,
+        env=dict(env),
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\S+)\s+(\d+)$", proc.stdout, re.MULTILINE)}
-    assert counts.pop("total") == sum(counts.values())
-    assert counts["profile"] == SIZES["tiny"].profiles
-    assert counts["list"] == SIZES["tiny"].lists
-    assert counts["event"] > 0
-    assert (tmp_path / "out" / "demo.duckdb").exists()
+    output_text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output_text[-5000:]
+    assert "Traceback" not in output_text
+    counts = {m[1]: (int(m[2]), int(m[3])) for m in re.finditer(r"^(\S+)\s+(\d+)\s+(-?\d+)$", proc.stdout, re.M)}
+    total = counts.pop("total")
+    assert total == (sum(r for r, _ in counts.values()), sum(n for _, n in counts.values()))
     assert "Meltano's log" in proc.stdout
+    return proc.stdout, counts
+
+
+def new_rows(counts: Mapping[str, tuple[int, int]]) -> dict[str, int]:
+    return {table: new for table, (_, new) in counts.items() if new}
+
+
+def event_requests(emu: Emulator) -> int:
+    return sum(1 for entry in emu.requests if entry.path == "/api/events")
+
+
+def assert_real_account_syncs_twice(meltano: Meltano, emu: Emulator, env: Mapping[str, str], out: Path) -> str:
+    """Both runs exit 0 and print their counts; the second reads only what changed and adds exactly that."""
+    text, first = sync(env, out)
+    assert "all history" in text
+    assert all(rows == new for rows, new in first.values()), first
+    assert first["profile"][0] == SIZES["tiny"].profiles and first["event"][0] > 0
+    database = out / "klaviyo_account.duckdb"
+    # The user's own first query, unqualified.
+    assert duckdb_query(database, "select count(*) from klaviyo.event") == [[first["event"][0]]]
+    assert meltano.state("dev:tap-klaviyo-to-target-duckdb")["singer_state"]["bookmarks"]
+
+    events_first = event_requests(emu)
+    emu.clear_log()
+    created = mutate_account(emu)
+    text, second = sync(env, out)
+    assert "incremental (Meltano's state)" in text
+    assert event_requests(emu) < events_first, "the second run reads events from its bookmark"
+    added = new_rows(second)
+    for table in ("global_exclusion", "list_exclusion"):  # a new profile may bring its suppressions
+        added.pop(table, None)
+    assert added == {stream: len(keys) for stream, keys in created.items()}
+    return text
+
+
+def test_sync_script_with_an_api_key_twice(tmp_path: Path) -> None:
+    meltano = meltano_for_tests(tmp_path, ["tap-klaviyo", "target-duckdb"])  # installed once, or a clear skip
+    with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0)) as emu:
+        env = meltano.env({**tap_env(emu), **QUICK_REPORTS})
+        assert_real_account_syncs_twice(meltano, emu, env, tmp_path / "out")
+
+
+def test_sync_script_with_oauth_twice(tmp_path: Path) -> None:
+    meltano = meltano_for_tests(tmp_path, ["tap-klaviyo", "target-duckdb"])
+    with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0)) as emu:
+        emu.add_oauth_client("client-e2e", "secret-e2e-value", refresh_token="refresh-e2e-1", rotate=True, grace_uses=1)
+        oauth = {
+            "TAP_KLAVIYO_API_URL": emu.base_url,
+            "TAP_KLAVIYO_CLIENT_ID": "client-e2e",
+            "TAP_KLAVIYO_CLIENT_SECRET": "secret-e2e-value",
+            "TAP_KLAVIYO_REFRESH_TOKEN": "refresh-e2e-1",
+        }
+        text = assert_real_account_syncs_twice(meltano, emu, meltano.env({**oauth, **QUICK_REPORTS}), tmp_path / "out")
+    # Meltano hands the tap a temporary copy of its settings: the rotated token cannot be saved there.
+    assert "meltano config set tap-klaviyo refresh_token" in text
+    for secret in ("secret-e2e-value", "refresh-e2e-1", "krt_"):
+        assert secret not in text + (tmp_path / "out" / "meltano.log").read_text()
+
+
+def test_sync_script_runs_the_demo_twice_the_second_incremental(tmp_path: Path) -> None:
+    meltano = meltano_for_tests(tmp_path, ["tap-klaviyo", "target-duckdb"])
+    env = meltano.env()  # no credentials: the demo; the test session's plugins and a state of its own
+    out = tmp_path / "out"
+    text, first = sync(env, out, "--size", "tiny")
+    assert "a full sync" in text
+    assert first["profile"] == (SIZES["tiny"].profiles, SIZES["tiny"].profiles)
+    assert first["list"][0] == SIZES["tiny"].lists and first["event"][0] > 0
+    assert (out / "demo.duckdb").exists()
+
+    text, second = sync(env, out, "--size", "tiny")
+    assert f"{NEW_EVENTS} new events since the last run; incremental" in text
+    assert new_rows(second) == {"event": NEW_EVENTS, "profile": 1, "profile_list": 1}
+    assert meltano.state("demo:tap-klaviyo-to-target-duckdb")["singer_state"]["bookmarks"]
+
+    text, fresh = sync(env, out, "--size", "tiny", "--fresh")
+    assert "a full sync" in text
+    assert fresh == first, "--fresh starts over: a new database of the generated account"
 
 
 def test_credentials_decide_between_demo_and_real_account(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ class OAuthClient:
     expires_in: int
     rotate: bool
     scopes: frozenset[str] | None
+    grace_uses: int = 0
 
 
 @dataclass
@@ -65,6 +66,8 @@ class AuthRegistry:
         self.keys: dict[str, frozenset[str] | None] = {DEMO_API_KEY: None}
         self.clients: dict[str, OAuthClient] = {}
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> client id
+        # A rotated-away refresh token -> refreshes it still allows (the client's grace_uses).
+        self.grace: dict[str, int] = {}
         self.access_tokens: dict[str, _Token] = {}
 
     def add_api_key(self, key: str, scopes: Iterable[str] | None = None) -> None:
@@ -79,10 +82,13 @@ class AuthRegistry:
         expires_in: int = 3600,
         rotate: bool = True,
         scopes: Iterable[str] | None = None,
+        grace_uses: int = 0,
     ) -> None:
+        """``rotate``: every refresh returns a new refresh token; the one used then still allows
+        ``grace_uses`` refreshes (a client that lost the new one recovers once) before it is spent."""
         with self._lock:
             self.clients[client_id] = OAuthClient(
-                client_id, client_secret, expires_in, rotate, None if scopes is None else frozenset(scopes)
+                client_id, client_secret, expires_in, rotate, None if scopes is None else frozenset(scopes), grace_uses
             )
             self.refresh_tokens[refresh_token] = client_id
 
@@ -118,7 +124,11 @@ class AuthRegistry:
             self.access_tokens[access] = _Token(client.client_id, self._clock() + client.expires_in, client.scopes)
             new_refresh = refresh
             if client.rotate:
-                del self.refresh_tokens[refresh]
+                grace = self.grace.pop(refresh, client.grace_uses)
+                if grace > 0:
+                    self.grace[refresh] = grace - 1
+                else:
+                    del self.refresh_tokens[refresh]
                 new_refresh = "krt_" + secrets.token_urlsafe(24)
                 self.refresh_tokens[new_refresh] = client.client_id
         scope = " ".join(sorted(client.scopes)) if client.scopes is not None else "all"

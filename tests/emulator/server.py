@@ -214,8 +214,9 @@ class Emulator:
         expires_in: int = 3600,
         rotate: bool = True,
         scopes: list[str] | None = None,
+        grace_uses: int = 0,
     ) -> None:
-        self.auth.add_oauth_client(client_id, client_secret, refresh_token, expires_in, rotate, scopes)
+        self.auth.add_oauth_client(client_id, client_secret, refresh_token, expires_in, rotate, scopes, grace_uses)
 
     def force(self, path_prefix: str, responses: list[ForcedResponse], method: str | None = "GET") -> None:
         """Serve ``responses`` (in order) to the next requests whose path starts with ``path_prefix``."""
