@@ -295,3 +295,32 @@ def test_days_without_rows_still_move_the_bookmark(fresh_emulator: Emulator, vir
     run_tap(config, state=first.state, catalog=catalog)
     days = [timeframe(e)[0] for e in posts(fresh_emulator, "/api/campaign-values-reports")]
     assert days == [quiet + timedelta(days=1), quiet + timedelta(days=2), quiet + timedelta(days=3)]
+
+
+def test_per_day_values_stopped_by_the_daily_cap_continue_next_run(
+    fresh_emulator: Emulator, virtual_pacing: VirtualTime
+) -> None:
+    day = campaign_send_day(fresh_emulator)
+    config = config_for(
+        fresh_emulator,
+        start_date=(day - timedelta(days=2)).isoformat(),
+        report_values_per_day=["flow_values_report"],
+        report_requests_per_run=2,
+        report_lookback_days=0,
+    )
+    catalog = select_only(config, {"flow_values_report"})
+    first = run_tap(config, catalog=catalog)
+    assert first.state["bookmarks"]["flow_values_report"]["replication_key_value"] == (day - timedelta(1)).isoformat()
+    # Klaviyo's daily cap is spent (by another app): its 429 asks for hours.
+    fresh_emulator.force(
+        path_prefix="/api/flow-values-reports",
+        responses=[ForcedResponse(status=429, retry_after=6 * 3600)],
+        method="POST",
+    )
+    capped = run_tap(config, state=first.state, catalog=catalog)
+    assert "flow_values_report stopped early" in capped.stderr and "resets at" in capped.stderr
+    assert capped.state["bookmarks"]["flow_values_report"] == first.state["bookmarks"]["flow_values_report"]
+    fresh_emulator.clear_log()
+    run_tap(config, state=capped.state, catalog=catalog)
+    days = [timeframe(e)[0] for e in posts(fresh_emulator, "/api/flow-values-reports")]
+    assert days == [day - timedelta(days=1), day, day + timedelta(days=1)]
