@@ -116,6 +116,14 @@ def test_values_report_pages_follow_page_cursor(
     assert keys(paged, FLOW_KEY) == keys(whole, FLOW_KEY) and len(paged) == len(whole)
 
 
+def test_values_window_starts_no_earlier_than_start_date(fresh_emulator: Emulator) -> None:
+    start_date = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=30)
+    config = config_for(fresh_emulator, start_date=start_date.isoformat())
+    run_tap(config, catalog=select_only(config, {"campaign_values_report"}))
+    (entry,) = posts(fresh_emulator, "/api/campaign-values-reports")
+    assert timeframe(entry)[0] == start_date
+
+
 def resumed_runs_are_complete(
     config: dict[str, Any],
     catalog: dict[str, Any],

@@ -28,6 +28,7 @@ from typing_extensions import override
 
 from tap_klaviyo import spec
 from tap_klaviyo.client import KlaviyoStream, normalize_timestamp, utc_iso
+from tap_klaviyo.settings import parse_date_setting
 
 if TYPE_CHECKING:
     from tap_klaviyo.tap import TapKlaviyo
@@ -325,7 +326,7 @@ class ValuesReportStream(DatedReportStream):
         end = self.run_end
         days = min(float(self.config.get("report_window_days") or MAX_TIMEFRAME_DAYS), MAX_TIMEFRAME_DAYS)
         start = end - timedelta(days=days)
-        configured_start = self.get_starting_timestamp(context)
+        configured_start = parse_date_setting(self.config, "start_date")
         if configured_start is not None and start < configured_start < end:
             start = configured_start
         return [{"start": start, "end": end}]
