@@ -190,7 +190,8 @@ class PacedAdapter(HTTPAdapter):
             if wait <= 0:
                 break
             self.slots.release()
-            self.pacer.clock.sleep(wait)
+            if limiter is not None:
+                limiter.sleep(wait)  # the limiter's clock: a fake one in tests
         try:
             yield
         finally:

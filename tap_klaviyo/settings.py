@@ -18,6 +18,7 @@ _REVISION = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.[A-Za-z0-9_-]+)?$")
 SECRET_SETTINGS = ("api_key", "client_secret", "refresh_token")
 OAUTH_SETTINGS = ("client_id", "client_secret", "refresh_token")
 SERIES_REPORTS = ("flow_series_report", "segment_series_report", "form_series_report")
+VALUES_REPORTS = ("campaign_values_report", "flow_values_report")
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
@@ -110,26 +111,50 @@ CONFIG_SCHEMA = th.PropertiesList(
         'account\'s "Placed Order" metric, found by name.',
     ),
     th.Property(
+        "report_window_days",
+        th.NumberType,
+        default=365,
+        title="Values report window (days)",
+        description="campaign_values_report and flow_values_report hold each grouping's totals over the last "
+        "this many days (at most 365, Klaviyo's limit; a later start_date shortens it): one request a run.",
+    ),
+    th.Property(
+        "report_values_per_day",
+        th.ArrayType(th.StringType),
+        title="Per-day values reports",
+        description="Values reports read one day per request instead (rows keyed by date and grouping, "
+        "incremental on date): any of campaign_values_report, flow_values_report. Each day costs one of "
+        "Klaviyo's 225 report requests a day; raise report_requests_per_run to catch up faster.",
+    ),
+    th.Property(
+        "report_requests_per_run",
+        th.IntegerType,
+        default=2,
+        title="Report requests per run",
+        description="Requests for days not read yet that each series report (60 days a request) or per-day "
+        "values report (a day a request) makes in one run; the rest continues on the next run. Re-reading "
+        "the lookback is not counted.",
+    ),
+    th.Property(
         "report_history_days",
         th.NumberType,
-        default=30,
+        default=60,
         title="Report history (days)",
-        description="Days of reports read on the first run when start_date is unset (each day of a values "
-        "report is one request of Klaviyo's 225 a day; a spent budget resumes on the next run).",
+        description="Days of series (and per-day values) reports read when start_date is unset.",
     ),
     th.Property(
         "report_lookback_days",
         th.NumberType,
         default=3,
         title="Report lookback (days)",
-        description="Days of reports re-read behind the bookmark, for late attribution.",
+        description="Days of series (and per-day values) reports re-read behind the bookmark, for late attribution.",
     ),
     th.Property(
         "series_reports",
         th.ArrayType(th.StringType),
-        title="Series reports",
-        description="Opt-in series report streams to read: any of flow_series_report, segment_series_report, "
-        "form_series_report.",
+        title="Series reports (deprecated)",
+        description="No longer needed: the series report streams sync whenever the catalog selects them. "
+        "Still accepted (names checked) and otherwise ignored.",
     ),
     th.Property(
         "metric_aggregate_queries",
@@ -279,6 +304,16 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
     unknown = [name for name in series if name not in SERIES_REPORTS] if isinstance(series, list) else [series]
     if unknown:
         errors.append(f"series_reports names unknown streams {unknown}: choose from {', '.join(SERIES_REPORTS)}")
+    per_day = config.get("report_values_per_day") or []
+    unknown = [name for name in per_day if name not in VALUES_REPORTS] if isinstance(per_day, list) else [per_day]
+    if unknown:
+        errors.append(f"report_values_per_day names unknown streams {unknown}: choose from {', '.join(VALUES_REPORTS)}")
+    window = config.get("report_window_days", 365)
+    if isinstance(window, bool) or not isinstance(window, int | float) or not 1 <= window <= 365:
+        errors.append(f"report_window_days {window!r} must be a number of days from 1 to 365 (Klaviyo's limit)")
+    budget = config.get("report_requests_per_run", 2)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        errors.append(f"report_requests_per_run {budget!r} must be a whole number, 1 or more")
     timeout = config.get("request_timeout", 30)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         errors.append(f"request_timeout {timeout!r} must be a positive number of seconds")

@@ -42,7 +42,6 @@ def full_sync(emulator: Emulator) -> tuple[Any, list[Any]]:
     config = config_for(
         emulator,
         report_history_days=1,
-        series_reports=["flow_series_report", "segment_series_report", "form_series_report"],
         metric_aggregate_queries=[
             {
                 "name": "daily_orders",

@@ -25,7 +25,15 @@ from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import SyncResult, run_cli, run_tap
 
 #: Report values accrue until now: two runs agree on their keys, not their numbers.
-TIME_DEPENDENT = {"campaign_values_report", "flow_values_report", "metric_aggregate"}
+# Rows whose numbers cover up to the run's start (values totals, today's part-day in series and aggregates).
+TIME_DEPENDENT = {
+    "campaign_values_report",
+    "flow_values_report",
+    "flow_series_report",
+    "segment_series_report",
+    "form_series_report",
+    "metric_aggregate",
+}
 SMALL_REPORTS = {"report_history_days": 0, "report_lookback_days": 0}
 
 

@@ -18,7 +18,6 @@ SDK_CONFIG = {
     "api_key": DEMO_API_KEY,
     "api_url": _EMULATOR.base_url,
     "report_history_days": 1,
-    "series_reports": ["flow_series_report", "segment_series_report", "form_series_report"],
     "metric_aggregate_queries": [
         {"name": "orders", "metric_id": _EMULATOR.account.metric_id("Placed Order"), "measurements": ["count"]}
     ],
