@@ -26,6 +26,7 @@ class TapKlaviyo(Tap):
     """Singer tap for Klaviyo."""
 
     name = "tap-klaviyo"
+    package_name = "tap-klaviyo-sdk"  # issue 13: the PyPI distribution, for `--version` and `--about`
     config_jsonschema = CONFIG_SCHEMA
     message_writer_class = SingerOutput
 

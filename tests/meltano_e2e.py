@@ -42,6 +42,11 @@ def _truthy(name: str) -> bool:
     return os.environ.get(name, "").lower() in {"1", "true", "yes"}
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without the tap's, targets' and Meltano's settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV)}
+
+
 _sys_dir: Path | None = None
 
 
@@ -62,7 +67,7 @@ class Meltano:
     home: Path
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV)}
+        env = clean_env()
         env["MELTANO_SYS_DIR_ROOT"] = str(sys_dir())
         env["MELTANO_DATABASE_URI"] = f"sqlite:///{self.home / 'meltano.db'}"
         env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
@@ -97,15 +102,24 @@ class Meltano:
         return sys_dir() / "loaders" / loader / "venv" / "bin" / "python"
 
 
-def meltano_for_tests(home: Path, plugins: Iterable[str]) -> Meltano:
-    """Meltano and the given plugins, installed if needed; a skip (or, under CI, a failure) if impossible."""
+def e2e_required() -> bool:
+    """Under CI (`CI`, `REQUIRE_E2E`) what the end-to-end tests cannot install is a failure, not a skip."""
+    return _truthy("CI") or _truthy("REQUIRE_E2E")
+
+
+def meltano_exe() -> Path:
+    """The shared Meltano (`.meltano/meltano-venv`), installed if needed; a skip (under CI, a failure) if not."""
     try:
-        exe = sync_script.ensure_meltano()
+        return sync_script.ensure_meltano()
     except (subprocess.CalledProcessError, OSError) as exc:
-        if _truthy("CI") or _truthy("REQUIRE_E2E"):
+        if e2e_required():
             raise
         pytest.skip(f"Meltano could not be installed (no access to PyPI?): {exc}")
-    meltano = Meltano(exe, home)
+
+
+def meltano_for_tests(home: Path, plugins: Iterable[str]) -> Meltano:
+    """Meltano and the given plugins, installed if needed; a skip (or, under CI, a failure) if impossible."""
+    meltano = Meltano(meltano_exe(), home)
     meltano("install", *plugins, timeout=1200)
     return meltano
 
