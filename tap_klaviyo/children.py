@@ -30,7 +30,7 @@ class SideloadedStream(KlaviyoStream):
     @property
     def parent_stream(self) -> KlaviyoStream:
         assert self.parent_stream_type is not None
-        parent = self._tap.streams[self.parent_stream_type.name]  # type: ignore[misc]
+        parent = self.klaviyo_tap.streams[self.parent_stream_type.name]  # type: ignore[misc]
         assert isinstance(parent, KlaviyoStream)
         return parent
 

@@ -98,6 +98,7 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
             kwargs["schema"] = copy.deepcopy(self.schema_source())
         super().__init__(tap, http_method=self.method.upper(), **kwargs)
         self.run: KlaviyoRun = tap.run
+        self.klaviyo_tap = tap  # the SDK keeps its own reference private
         self.stats = RunStats()
         self.denied = False
         self.fanout = Fanout(self)

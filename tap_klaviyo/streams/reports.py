@@ -117,7 +117,7 @@ class ReportStream(KlaviyoStream):
         return _conversion_metrics[self.run]
 
     def find_conversion_metric(self) -> str | None:
-        for metric in Listing(self._tap, "/api/metrics", {"fields[metric]": "name"}).all():
+        for metric in Listing(self.klaviyo_tap, "/api/metrics", {"fields[metric]": "name"}).all():
             if metric.get("name") == CONVERSION_METRIC_NAME:
                 return str(metric["id"])
         return None
