@@ -15,7 +15,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
-from tap_klaviyo.concurrency import Prefetch
+from tap_klaviyo.concurrency import Prefetch, in_chunks
 from tap_klaviyo.windows import windowed_records
 
 if TYPE_CHECKING:
@@ -27,18 +27,6 @@ SLOW_STEADY_LIMIT = 150
 
 def context_key(context: Mapping[str, Any] | None) -> Hashable:
     return tuple(sorted((context or {}).items()))
-
-
-def in_chunks(records: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    """Records handed between threads a page at a time, not one by one."""
-    chunk: list[dict[str, Any]] = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 class Fanout:

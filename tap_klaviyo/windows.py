@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from tap_klaviyo.concurrency import ordered
+from tap_klaviyo.concurrency import in_chunks, ordered
 from tap_klaviyo.query import WINDOW_END, WINDOW_START
 from tap_klaviyo.records import utc_iso
 
@@ -98,14 +98,9 @@ def window_pages(stream: KlaviyoStream, context: dict[str, Any], already: set[An
     back a second) and the records tied with the first page's last value that the first page already had."""
     key = str(stream.replication_key)
     floor = context.get(WINDOW_START) or ""
-    size = stream.endpoint.max_page_size or 100
-    chunk: list[dict[str, Any]] = []
-    for record in stream.request_records(context):
-        if record.get("id") in already or (record.get(key) or floor) < floor:
-            continue
-        chunk.append(record)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    kept = (
+        record
+        for record in stream.request_records(context)
+        if record.get("id") not in already and (record.get(key) or floor) >= floor
+    )
+    yield from in_chunks(kept, stream.endpoint.max_page_size or 100)
