@@ -193,6 +193,7 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
                 self.parsed.doc = (response, decode(response.content, lean=self.lean_documents))
             except msgspec.DecodeError:
                 raise MalformedBody(f"HTTP {status} with a body that is not valid JSON", response) from None
+            self.retried(response)
             return
         try:
             body: Any = decode(response.content)
@@ -209,7 +210,7 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
             raise RetriableAPIError(f"HTTP {status} {detail[:200]}", response)
         if status == 401:
             msg = redact(
-                f"authentication failed: Klaviyo answered 401 to {where} ({detail}). "
+                f"{self.name}: authentication failed: Klaviyo answered 401 to {where} ({detail}). "
                 "Check api_key (a private key, pk_...) or the OAuth client_id/client_secret/refresh_token.",
                 secrets,
             )
@@ -225,6 +226,14 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
             raise KlaviyoPermissionError(redact(msg, secrets), status, scopes)
         msg = f"{self.name}: Klaviyo rejected {where} with {status}: {detail}"
         raise KlaviyoAPIError(redact(msg, secrets), status)
+
+    def retried(self, response: requests.Response) -> None:
+        """A request that needed retries succeeded: one WARNING line with how many and why."""
+        policy: RetryPolicy | None = getattr(self.parsed, "policy", None)
+        summary = policy.summary() if policy is not None else None
+        if summary:
+            self.logger.warning("%s: %s", redact(self.where_sent(response.request), self.run.secrets), summary)
+            self.parsed.policy = None
 
     def document(self, response: requests.Response) -> Any:
         """The body validate_response decoded on this thread (decoded again only if it was another)."""
@@ -256,15 +265,16 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
 
     @override
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
-        """A fresh policy for each request (backoff calls this once per decorated call)."""
-        return RetryPolicy(
+        """A fresh policy for each request (backoff calls this once per decorated call, on its thread)."""
+        self.parsed.policy = policy = RetryPolicy(
             clock=self.run.clock,
             where=self.where,
             hold=self.hold,
             refresh_token=self.authenticator.invalidate,
             on_retry=self.on_retry,
             secrets=self.run.secrets,
-        ).waits()
+        )
+        return policy.waits()
 
     @override
     def backoff_max_tries(self) -> int:
@@ -279,7 +289,11 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
         """RetryPolicy already logged the retry in words (backoff's default logs the request's arguments)."""
 
     def where(self, exc: BaseException) -> str:
+        """`<stream>: <METHOD> <endpoint>` of the request an error came from."""
         request = getattr(exc, "request", None) or getattr(getattr(exc, "response", None), "request", None)
+        return self.where_sent(request)
+
+    def where_sent(self, request: Any) -> str:
         if request is None:
             return f"{self.name}: {self.http_method} {self.template}"
         template = spec.match_path(urlsplit(request.url or "").path) or self.template
@@ -315,10 +329,10 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
             return
         self.run.begin()
         with self.tolerated_errors(context):
-            self.stats.begin()
+            self.run.stopwatch.begin(self.stats)
             self.run.bookmarks.partition_started(self, context)
             yield from self.stats.counted(self.fanout.records(context), selected=self.selected)
-            self.stats.end()
+            self.run.stopwatch.end(self.stats)
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any] | None:

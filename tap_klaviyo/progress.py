@@ -36,10 +36,11 @@ class RunStats:
         self.requests = 0
         self.retries = 0
         self.throttled = 0
-        self.first: float | None = None
-        self.last: float | None = None
-        self.cpu_first: float | None = None
-        self.cpu_last: float | None = None
+        #: Main-thread time spent on this stream (its own, not its children's): wall and process CPU seconds.
+        self.busy = 0.0
+        self.cpu = 0.0
+        #: Set while the main thread is on this stream (monotonic, process time).
+        self.since: tuple[float, float] | None = None
         #: Windowed streams: the range being read and the replication value of the last emitted record.
         self.range: tuple[datetime, datetime] | None = None
         self.position: str | None = None
@@ -51,10 +52,6 @@ class RunStats:
             self.requests += requests_
             self.retries += retries
             self.throttled += throttled
-            now = time.monotonic()
-            if self.first is None:
-                self.first = now
-            self.last = max(self.last or now, now)
 
     def counted(self, records: Iterable[dict[str, Any]], *, selected: bool) -> Iterator[dict[str, Any]]:
         """Records handed to the SDK to emit (main thread)."""
@@ -63,35 +60,24 @@ class RunStats:
                 self.records += 1
             yield record
 
-    def begin(self) -> None:
-        """The main thread starts emitting (a partition of) this stream."""
-        now, cpu = time.monotonic(), time.process_time()
-        with self._lock:
-            if self.first is None:
-                self.first = now
-            if self.cpu_first is None:
-                self.cpu_first = cpu
+    def resume(self, now: float, cpu: float) -> None:
+        self.since = (now, cpu)
 
-    def touch(self) -> None:
-        """The main thread is emitting this stream (once a page)."""
-        now = time.monotonic()
-        if self.last is None or now > self.last:
-            self.last = now
-
-    def end(self) -> None:
-        """The main thread is done with (a partition of) this stream: the process CPU clock too."""
-        self.touch()
-        self.cpu_last = time.process_time()
+    def pause(self, now: float, cpu: float) -> None:
+        if self.since is not None:
+            self.busy += now - self.since[0]
+            self.cpu += cpu - self.since[1]
+            self.since = None
 
     @property
     def seconds(self) -> float:
-        return (self.last - self.first) if self.first is not None and self.last is not None else 0.0
+        """Wall seconds the sync spent on this stream: emitting it and waiting for its records."""
+        since = self.since
+        return self.busy + (time.monotonic() - since[0] if since is not None else 0.0)
 
     @property
     def cpu_seconds(self) -> float:
-        if self.cpu_first is None or self.cpu_last is None:
-            return 0.0
-        return self.cpu_last - self.cpu_first
+        return self.cpu
 
     def through(self) -> float | None:
         """Share of the window range behind the last emitted record (0..1), when known."""
@@ -106,6 +92,29 @@ class RunStats:
         if total <= 0:
             return None
         return min(1.0, max(0.0, (at - start).total_seconds() / total))
+
+
+class Stopwatch:
+    """Gives each second of the main thread to the stream it is on. The SDK syncs a child inside its parent's
+    sync: while the child runs, the parent's clock stops, so neither counts the other's time."""
+
+    def __init__(self) -> None:
+        self.stack: list[RunStats] = []
+
+    def begin(self, stats: RunStats) -> None:
+        now, cpu = time.monotonic(), time.process_time()
+        if self.stack:
+            self.stack[-1].pause(now, cpu)
+        self.stack.append(stats)
+        stats.resume(now, cpu)
+
+    def end(self, stats: RunStats) -> None:
+        now, cpu = time.monotonic(), time.process_time()
+        stats.pause(now, cpu)
+        if stats in self.stack:
+            self.stack.remove(stats)
+        if self.stack:
+            self.stack[-1].resume(now, cpu)
 
 
 class Reporter:
@@ -151,8 +160,9 @@ class Reporter:
             self.logger.info(line)
 
     def summary(self) -> None:
-        """Records, requests (retries included), retries, 429s, seconds from a stream's first request to its
-        last record (streams fetched ahead overlap others) and the process CPU seconds meanwhile."""
+        """Records, requests (retries included), retries, 429s, and the seconds (wall, then process CPU) the sync
+        spent on the stream itself: a child's time is the child's, and what workers fetched ahead costs a stream
+        only the time it waited for it. The total row is the whole run's wall and CPU time."""
         rows = [s for s in self.streams if s.stats.records or s.stats.requests]
         width = max([len("stream"), *(len(s.name) for s in rows)])
         self.logger.info(
@@ -227,6 +237,19 @@ def lean_garbage_collection() -> Iterator[None]:
         gc.unfreeze()
 
 
+#: SDK lines a user can do nothing about, kept for DEBUG: suppression streams are unsorted by nature (their
+#: state says so), and a failed sync's own one-line error names the stream and endpoint that failed (which,
+#: for a request fetched ahead, is not the stream the SDK was syncing when the error surfaced).
+#: backoff's own lines (one per attempt, with the exception's repr) are replaced by the tap's: one WARNING per
+#: request that needed retries, and the one error that ends a run.
+_NOT_ACTIONABLE = (
+    "Stream is assumed to be unsorted",
+    "An unhandled error occurred while syncing",
+    "Backing off ",
+    "Giving up ",
+)
+
+
 class _QuietContexts(logging.Filter):
     """Per-partition and per-child chatter of the SDK, kept for DEBUG."""
 
@@ -234,6 +257,8 @@ class _QuietContexts(logging.Filter):
         if logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
             return True
         message = str(record.msg)
+        if message.startswith(_NOT_ACTIONABLE):
+            return False
         if message.startswith("Beginning sync of") and "with context keys" in message:
             return False
         return not message.startswith("Starting incremental sync of") or not _has_context(record)
@@ -252,6 +277,6 @@ def quiet_logger(name: str, partitioned: bool) -> None:
     """Keep a stream's per-partition chatter, and the SDK's per-context METRIC lines, for DEBUG."""
     if partitioned:
         _PARTITIONED.add(name)
-    logger = logging.getLogger(name)
-    if QUIET not in logger.filters:
-        logger.addFilter(QUIET)
+    for logger in (logging.getLogger(name), logging.getLogger("singer_sdk")):
+        if QUIET not in logger.filters:
+            logger.addFilter(QUIET)

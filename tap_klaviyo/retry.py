@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Generator
 from datetime import timedelta
 from typing import Any
@@ -92,6 +93,9 @@ class RetryPolicy:
         self.throttled_s = 0.0
         self.reauthenticated = False
         self.started = clock.monotonic()
+        #: What each retry was for, and how long this request waited in all.
+        self.reasons: list[str] = []
+        self.waited_s = 0.0
 
     def waits(self) -> Generator[float, BaseException, None]:
         """backoff's wait generator: sent each exception, yields how long backoff itself sleeps (0)."""
@@ -124,7 +128,7 @@ class RetryPolicy:
             )
             raise RateLimitExhausted(msg) from None
         self.throttled_s += wait
-        self.on_retry(exc, 0, wait)
+        self._retrying(exc, 0, wait)
         self.hold(exc, wait)  # the endpoint pauses for every thread; the next attempt waits in the pacer
 
     def _failed(self, exc: BaseException) -> None:
@@ -138,13 +142,28 @@ class RetryPolicy:
                 "(state up to the last emitted record is kept)."
             )
             raise FatalAPIError(redact(msg, self.secrets)) from None
-        self.on_retry(exc, self.failures, wait)
+        self._retrying(exc, self.failures, wait)
         self.clock.sleep(wait)
+
+    def _retrying(self, exc: BaseException, attempt: int, wait: float) -> None:
+        self.reasons.append("throttled (429)" if isinstance(exc, ThrottledError) else describe(exc))
+        self.waited_s += wait
+        self.on_retry(exc, attempt, wait)
+
+    def summary(self) -> str | None:
+        """One line for a request that needed retries and then succeeded (None when it needed none)."""
+        if not self.reasons:
+            return None
+        counted = Counter(self.reasons)
+        why = ", ".join(f"{reason} x{count}" if count > 1 else reason for reason, count in counted.items())
+        retries = len(self.reasons)
+        noun = "retry" if retries == 1 else "retries"
+        return f"succeeded after {retries} {noun} ({why}; {self.waited_s:.1f} s waited)"
 
 
 def log_retry(logger: logging.Logger, where: str, exc: BaseException, attempt: int, wait: float, **_: Any) -> None:
-    """One WARNING per retry, without secrets: what failed and when the next try goes."""
+    """Each attempt at DEBUG, without secrets (the request's outcome gets one line: `RetryPolicy.summary`)."""
     if attempt:
-        logger.warning("%s: %s; retry %d of %d in %.1f s", where, describe(exc), attempt, MAX_ATTEMPTS - 1, wait)
+        logger.debug("%s: %s; retry %d of %d in %.1f s", where, describe(exc), attempt, MAX_ATTEMPTS - 1, wait)
     else:
-        logger.info("%s: throttled (429); waiting %.1f s as Klaviyo asks", where, wait)
+        logger.debug("%s: throttled (429); waiting %.1f s as Klaviyo asks", where, wait)

@@ -22,7 +22,7 @@ from tap_klaviyo.bookmarks import BookmarkGuard
 from tap_klaviyo.clock import Clock
 from tap_klaviyo.concurrency import Budget
 from tap_klaviyo.pacing import PacedAdapter, Pacer
-from tap_klaviyo.progress import Reporter, lean_garbage_collection
+from tap_klaviyo.progress import Reporter, Stopwatch, lean_garbage_collection
 from tap_klaviyo.settings import SECRET_SETTINGS, parse_date_setting
 from tap_klaviyo.token_store import RefreshTokenStore
 
@@ -55,6 +55,7 @@ class KlaviyoRun:
         self.pacer = Pacer(clock=self.clock)
         self.budget = Budget()
         self.bookmarks = BookmarkGuard(self.started_iso)
+        self.stopwatch = Stopwatch()
         concurrency = max(1, int(config.get("max_concurrency") or 8))
         self.session = requests.Session()
         adapter = PacedAdapter(self.pacer, concurrency, self.check_aborted)

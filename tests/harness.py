@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tap_klaviyo.clock import Clock
 from tap_klaviyo.tap import TapKlaviyo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,8 +59,9 @@ def run_tap(
     config: dict[str, Any],
     state: dict[str, Any] | None = None,
     catalog: dict[str, Any] | None = None,
+    clock: Clock | None = None,
 ) -> SyncResult:
-    """One sync in this process (fast), stdout and stderr captured."""
+    """One sync in this process (fast), stdout and stderr captured; `clock`: the tap's time (a FakeClock)."""
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     err = io.StringIO()
     # The SDK's log handlers keep the stderr they were created with: listen on the root logger too.
@@ -69,7 +71,7 @@ def run_tap(
     root.addHandler(handler)
     try:
         with redirect_stdout(out), redirect_stderr(err):
-            tap = TapKlaviyo(config=config, state=state, catalog=catalog)
+            tap = TapKlaviyo(config=config, state=state, catalog=catalog, clock=clock)
             tap.sync_all()
     finally:
         root.removeHandler(handler)

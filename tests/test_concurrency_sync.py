@@ -255,7 +255,7 @@ def test_progress_tells_how_far_through_the_window_range() -> None:
 
     fake = Fake()
     fake.stats = stats  # type: ignore[attr-defined]
-    stats.records, stats.requests, stats.first, stats.last = 1000, 3, 0.0, 2.0
+    stats.records, stats.requests, stats.busy = 1000, 3, 2.0
     out = io.StringIO()
     logger = logging.getLogger("test-progress")
     logger.addHandler(logging.StreamHandler(out))
