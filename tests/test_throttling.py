@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from tests.conftest import config_for
-from tests.fake_clock import FakeClock
 from tests.emulator import Emulator
 from tests.emulator.server import ForcedResponse
+from tests.fake_clock import FakeClock
 from tests.harness import run_cli, run_tap, select_only
 
 
