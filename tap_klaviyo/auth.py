@@ -102,8 +102,8 @@ class KlaviyoOAuthAuthenticator(OAuthAuthenticator):
         if response.status_code != 200 or "access_token" not in body:
             reason = body.get("error") or f"HTTP {response.status_code}"
             msg = (
-                f"OAuth token refresh failed ({reason}): check client_id, client_secret and refresh_token, "
-                "or re-authorize the app to get a new refresh token"
+                f"OAuth token refresh failed ({reason}, POST /oauth/token): check client_id, client_secret and "
+                "refresh_token, or re-authorize the app to get a new refresh token"
             )
             raise KlaviyoAuthError(msg)
         self.access_token = str(body["access_token"])
