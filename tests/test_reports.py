@@ -49,6 +49,20 @@ def virtual_pacing(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
     return virtual
 
 
+def per_day(
+    emu: Emulator, stream: str, start: datetime, *, requests: int, lookback: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Config and catalog of a per-day values report run from `start`, `requests` report requests a run."""
+    config = config_for(
+        emu,
+        start_date=start.isoformat(),
+        report_values_per_day=[stream],
+        report_requests_per_run=requests,
+        report_lookback_days=lookback,
+    )
+    return config, select_only(config, {stream})
+
+
 def campaign_send_day(emu: Emulator) -> datetime:
     sends = [
         datetime.fromisoformat(c.attrs["send_time"])
@@ -203,14 +217,7 @@ def test_per_day_values_budget_stops_and_next_run_continues(
     fresh_emulator: Emulator, virtual_pacing: VirtualTime
 ) -> None:
     day = campaign_send_day(fresh_emulator)
-    config = config_for(
-        fresh_emulator,
-        start_date=(day - timedelta(days=2)).isoformat(),
-        report_values_per_day=["campaign_values_report"],
-        report_requests_per_run=3,
-        report_lookback_days=1,
-    )
-    catalog = select_only(config, {"campaign_values_report"})
+    config, catalog = per_day(fresh_emulator, "campaign_values_report", day - timedelta(days=2), requests=3, lookback=1)
     template = "/api/campaign-values-reports"
 
     first = run_tap(config, catalog=catalog)
@@ -287,14 +294,7 @@ def test_days_without_rows_still_move_the_bookmark(fresh_emulator: Emulator, vir
     campaigns = fresh_emulator.account.records("campaign")
     sends = [datetime.fromisoformat(c.attrs["send_time"]) for c in campaigns if c.attrs.get("send_time")]
     quiet = min(sends).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=10)
-    config = config_for(
-        fresh_emulator,
-        start_date=quiet.isoformat(),
-        report_values_per_day=["campaign_values_report"],
-        report_requests_per_run=2,
-        report_lookback_days=0,
-    )
-    catalog = select_only(config, {"campaign_values_report"})
+    config, catalog = per_day(fresh_emulator, "campaign_values_report", quiet, requests=2, lookback=0)
     first = run_tap(config, catalog=catalog)
     assert not first.records["campaign_values_report"], "no campaign sent yet: no rows"
     bookmark = first.state["bookmarks"]["campaign_values_report"]["replication_key_value"]
@@ -309,14 +309,7 @@ def test_per_day_values_stopped_by_the_daily_cap_continue_next_run(
     fresh_emulator: Emulator, virtual_pacing: VirtualTime
 ) -> None:
     day = campaign_send_day(fresh_emulator)
-    config = config_for(
-        fresh_emulator,
-        start_date=(day - timedelta(days=2)).isoformat(),
-        report_values_per_day=["flow_values_report"],
-        report_requests_per_run=2,
-        report_lookback_days=0,
-    )
-    catalog = select_only(config, {"flow_values_report"})
+    config, catalog = per_day(fresh_emulator, "flow_values_report", day - timedelta(days=2), requests=2, lookback=0)
     first = run_tap(config, catalog=catalog)
     assert first.state["bookmarks"]["flow_values_report"]["replication_key_value"] == (day - timedelta(1)).isoformat()
     # Klaviyo's daily cap is spent (by another app): its 429 asks for hours.
