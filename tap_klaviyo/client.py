@@ -47,7 +47,7 @@ from tap_klaviyo.fanout import Fanout
 from tap_klaviyo.pagination import JsonApiPaginator
 from tap_klaviyo.progress import RunStats
 from tap_klaviyo.query import WINDOW_START, QueryMixin, spec_template
-from tap_klaviyo.records import RecordShape, decode, resources
+from tap_klaviyo.records import RecordShape, decode, next_link, resources
 from tap_klaviyo.retry import MAX_TRIES, RetryPolicy, log_retry
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
 
     @override
     def get_new_paginator(self) -> BaseAPIPaginator[Any]:
-        return JsonApiPaginator(urlsplit(self.url_base).netloc)
+        return JsonApiPaginator(urlsplit(self.url_base).netloc, self.next_of)
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: Any | None) -> dict[str, Any]:
@@ -246,7 +246,17 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
         """Records of one page (any thread)."""
-        return self.records_of(self.document(response))
+        doc = self.document(response)
+        following = (doc.get("links") or {}).get("next")
+        self.parsed.next = (response, str(following) if following else None)
+        return self.records_of(doc)
+
+    def next_of(self, response: requests.Response) -> str | None:
+        """`links.next` of a page this thread parsed (the paginator asks right after parse_response)."""
+        cached = getattr(self.parsed, "next", None)
+        if cached is not None and cached[0] is response:
+            return cached[1]
+        return next_link(response.content)
 
     def records_of(self, doc: Any) -> list[dict[str, Any]]:
         """A page's resources as records; included resources go to the child streams that emit them."""
