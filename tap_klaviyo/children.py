@@ -8,7 +8,9 @@ from typing import Any, ClassVar
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
+from tap_klaviyo import spec
 from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.query import spec_template
 
 
 class SideloadedStream(KlaviyoStream):
@@ -18,6 +20,16 @@ class SideloadedStream(KlaviyoStream):
     parent_key: ClassVar[str] = ""
     state_partitioning_keys = ()
     arrives_with_parent = True
+    #: The included resource type the records are made of, when it is not what `path` answers (a resource
+    #: with no endpoint of its own: `path` is then the parent's).
+    included_type: ClassVar[str | None] = None
+
+    @classmethod
+    @override
+    def resource_of(cls, path: str) -> dict[str, Any]:
+        if cls.included_type is None:
+            return super().resource_of(path)
+        return spec.included_resource(spec_template(path), cls.included_type, cls.method)
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:

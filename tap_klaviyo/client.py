@@ -103,7 +103,7 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
         self.denied = False
         self.fanout = Fanout(self)
         self.parsed = threading.local()  # the body validate_response decoded, for parse_response
-        resource = spec.resource_schema(spec_template(self.schema_path or self.path), self.method)
+        resource = self.resource_of(self.schema_path or self.path)
         props = self.schema.get("properties", {})
         self.drift = DriftCheck(self.name, self.logger, props)  # fields in no schema: named once per stream
         self.shape = RecordShape(
@@ -118,11 +118,15 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
         return _load_schema(cls.name)  # type: ignore[misc]
 
     @classmethod
+    def resource_of(cls, path: str) -> dict[str, Any]:
+        """The spec's resource the records are made of (their shape and schema): what `path` answers."""
+        return spec.resource_schema(spec_template(path), cls.method)
+
+    @classmethod
     def build_schema(cls) -> dict[str, Any]:
         """What `scripts/generate_schemas.py` writes for this stream: the spec's resource, reshaped."""
-        schema = spec.record_schema(
-            spec_template(cls.schema_path or cls.path),  # type: ignore[misc]
-            cls.method,
+        schema = spec.resource_record_schema(
+            cls.resource_of(cls.schema_path or cls.path),  # type: ignore[misc]
             extra={**{c: {"type": ["string", "null"]} for c in cls.context_columns}, **cls.extra_properties},
         )
         props = schema["properties"]

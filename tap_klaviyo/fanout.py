@@ -148,7 +148,8 @@ class Fanout:
                 relationship = relationships.get(rel)
                 linkage = (relationship.get("data") if relationship is not None else None) or []
                 found = [by_key[(ref["type"], ref["id"])] for ref in linkage if (ref["type"], ref["id"]) in by_key]
-                out[str(parent.get("id"))] = [child.shape(r) for r in found]
+                if found:  # parents without any are not kept (most events have no attributions)
+                    out[str(parent.get("id"))] = [child.shape(r) for r in found]
         return out
 
     def derive(self, record: dict[str, Any]) -> None:
@@ -163,6 +164,11 @@ class Fanout:
             cached = [c for c in self.active_children() if c.derived_from_parent]
             self._derived = cached
         return cached
+
+    def holds(self, child: str, parent_id: str) -> bool:
+        """Rows are set aside for this parent (a child sync would emit some)."""
+        with self.lock:
+            return parent_id in self.buffered.get(child, {})
 
     def take(self, child: str, parent_id: str) -> list[dict[str, Any]]:
         with self.lock:

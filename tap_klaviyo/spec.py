@@ -252,6 +252,19 @@ def resource_schema(path: str, method: str = "get") -> dict[str, Any]:
     return data
 
 
+def included_resource(path: str, rtype: str, method: str = "get") -> dict[str, Any]:
+    """The JSON:API resource of type `rtype` that `method path` may return in `included` (`include=`)."""
+    operation = load_spec()["paths"][path][method]
+    document = _resolve(next(iter(operation["responses"]["200"]["content"].values()))["schema"])
+    items = _resolve(_resolve(document.get("properties", {}).get("included", {})).get("items", {}))
+    for option in items.get("oneOf", [items]):
+        resource = _resolve(option)
+        if _type_of(resource) == rtype:
+            return resource
+    msg = f"{method.upper()} {path} includes no {rtype} resources (revision {SPEC_REVISION})"
+    raise KeyError(msg)
+
+
 def to_one_relationships(resource: dict[str, Any], *, overlay: bool = True) -> list[str]:
     """Names of the resource's to-one relationships (they become `<name>_id` columns), overlay included."""
     rels = _resolve(resource.get("properties", {}).get("relationships", {})).get("properties", {})
@@ -280,7 +293,17 @@ def record_schema(
 
     `overlay=False` gives the spec's word alone (the generator compares the two to spot stale entries).
     """
-    resource = resource_schema(path, method)
+    return resource_record_schema(resource_schema(path, method), extra=extra, keep=keep, overlay=overlay)
+
+
+def resource_record_schema(
+    resource: dict[str, Any],
+    *,
+    extra: dict[str, dict[str, Any]] | None = None,
+    keep: tuple[str, ...] | None = None,
+    overlay: bool = True,
+) -> dict[str, Any]:
+    """Singer schema of records made of `resource` (one of a response's `data` or `included`)."""
     attributes = _resolve(resource.get("properties", {}).get("attributes", {}))
     properties: dict[str, Any] = {"id": {"type": ["string"]}}
     for name, node in attributes.get("properties", {}).items():

@@ -30,7 +30,7 @@ from tap_klaviyo.streams.content import (
     TemplateStream,
     WebFeedStream,
 )
-from tap_klaviyo.streams.events import EventStream, MetricStream
+from tap_klaviyo.streams.events import EventAttributionStream, EventStream, MetricStream
 from tap_klaviyo.streams.flows import FlowActionStream, FlowMessageStream, FlowStream
 from tap_klaviyo.streams.profiles import (
     GlobalExclusionStream,
@@ -68,8 +68,9 @@ CORE_STREAMS: list[type[KlaviyoStream]] = [
     TemplateStream,
 ]
 
-#: Campaign detail, content, catalog, consent.
+#: Attribution, campaign detail, content, catalog, consent.
 MORE_STREAMS: list[type[KlaviyoStream]] = [
+    EventAttributionStream,
     CampaignMessageTemplateStream,
     CampaignMessageSendTimeStream,
     CampaignRecipientEstimationStream,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from typing_extensions import override
 
+from tap_klaviyo.children import SideloadedStream
 from tap_klaviyo.client import KlaviyoStream
 from tap_klaviyo.spec import record_schema
 
@@ -32,6 +33,7 @@ class EventStream(KlaviyoStream):
     replication_key = "datetime"
     windowed = True
     lean_documents = True
+    sideloads = {"attributions": "event_attribution"}
     extra_properties = {
         "metric_name": {"type": ["string", "null"]},
         "profile": {
@@ -82,6 +84,19 @@ class EventStream(KlaviyoStream):
         return timedelta(0)
 
     @override
+    def get_child_context(self, record: dict[str, Any], context: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {"event_id": record["id"]}
+
+    @override
+    def generate_child_contexts(
+        self, record: dict[str, Any], context: Mapping[str, Any] | None
+    ) -> Iterator[dict[str, Any]]:
+        """Only events with attributions: every child sync costs a SCHEMA message and metrics, and most
+        events have none."""
+        if self.fanout.holds(EventAttributionStream.name, str(record["id"])):
+            yield self.get_child_context(record, context)
+
+    @override
     def records_of(self, doc: Any) -> list[dict[str, Any]]:
         """Each event with its metric's name and, when asked, its profile's attributes (this page's
         `included`: any thread, nothing kept beyond the page)."""
@@ -99,3 +114,15 @@ class EventStream(KlaviyoStream):
             if self.profile_fields:
                 record["profile"] = profiles.get(record.get("profile_id") or "")
         return records
+
+
+class EventAttributionStream(SideloadedStream):
+    """Which message (campaign or flow) a conversion is credited to: the `attributions` Klaviyo includes with
+    the event pages, asked for only when this stream is selected; no request or bookmark of its own."""
+
+    name = "event_attribution"
+    path = "/api/events"
+    included_type = "attribution"
+    parent_stream_type = EventStream
+    parent_key = "event_id"
+    context_columns = ("event_id",)

@@ -470,7 +470,8 @@ class Api:
     def _event_included(
         self, op: Operation, ctx: RequestContext, keys: list[tuple[int, int]], include: list[str]
     ) -> list[str]:
-        """Included metrics/profiles of an events page as JSON text (rendered once per data version)."""
+        """Included metrics/profiles of an events page as JSON text (rendered once per data version), and
+        the page's attributions (each belongs to one event: never worth keeping)."""
         store = self.data.events
         seen: dict[tuple[str, str], None] = {}
         for _t, idx in keys:
@@ -483,6 +484,11 @@ class Api:
             ctx.base, full.fields, full.additional, additional_only(), frozenset(), {}, full.revision, full.extra
         )
         out = []
+        attribution_shape = op.included.get("attribution")
+        if "attributions" in include and attribution_shape is not None:
+            related = self.data.related_ids
+            for _t, idx in keys:
+                out += [_dumps(render(a, attribution_shape, opts, related)) for a in store.attributions(idx)]
         for rtype, rid in seen:
             sparse = tuple(sorted(full.fields.get(rtype, ()))), tuple(sorted(full.additional.get(rtype, ())))
             key = (op.template, rtype, rid, ctx.base, self.data.generation, sparse, str(full.extra.get(rtype) or ""))

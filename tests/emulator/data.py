@@ -181,6 +181,8 @@ class AccountData:
             if rtype == "event":
                 idx = self.events.index_of(rid)
                 return None if idx is None else self.events.record(idx)
+            if rtype == "attribution":
+                return self.events.attribution(rid)
             return self.store.get(rtype, {}).get(rid)
 
     def related_ids(self, rec: Rec, rel: str) -> list[str] | str | None:
@@ -208,6 +210,13 @@ class AccountData:
             if resource_type == "event":
                 return self.events.all_ids()
             return set(self.store.get(resource_type, {}))
+
+    def expected_attributions(self) -> dict[str, dict[str, str]]:
+        """Every attribution of every event (only base events have some): id -> relationship -> related id,
+        the links it lacks absent."""
+        with self.lock:
+            store = self.events
+            return {a.id: dict(a.rels) for idx in range(store.n) for a in store.attributions(idx)}
 
     def event_count(self) -> int:
         with self.lock:

@@ -26,6 +26,13 @@ from typing import Any
 from .records import SECOND, TIMELINE_END, TIMELINE_START, Rec, base62, fmt, micros, mix64, unbase62
 
 PATTERN_LEN = 200
+#: Conversions Klaviyo credits to a message (Placed Order, Fulfilled Order), and the kinds of events credited.
+CONVERSION_KINDS = frozenset({"order"})
+MESSAGE_KINDS = frozenset({"email", "sms", "push"})
+#: One conversion in this many is attributed (to one or two earlier message events of its profile).
+ATTRIBUTED_ONE_IN = 3
+#: How far back (in events of the same profile) a conversion looks for the messages it is credited to.
+ATTRIBUTION_REACH = 40
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _ID_STRIDE = 7919
 _ID_WIDTH = 12
@@ -127,6 +134,7 @@ class EventStore:
         self.next_idx = count
         self.now_micros = now_micros
         self._tails: dict[tuple[int, ...], str] = {}
+        self._flow_variations: dict[str, list[str]] | None = None
 
     # ---- identity --------------------------------------------------------------------------------
     def event_id(self, idx: int, h: int | None = None) -> str:
@@ -326,8 +334,83 @@ class EventStore:
             "datetime": fmt(t, keep_micros=True),
             "uuid": event_uuid,
         }
-        rels = {"metric": self.metric_ids[metric], "profile": profile, "attributions": []}
+        rels = {"metric": self.metric_ids[metric], "profile": profile, "attributions": self.attribution_ids(idx)}
         return Rec("event", eid, attrs, rels)
+
+    # ---- attributions ----------------------------------------------------------------------------
+    def attributions(self, idx: int) -> list[Rec]:
+        """The attributions of event ``idx`` (``include=attributions``): a share of base conversion events
+        is credited to one or two earlier message events of the same profile, and to the campaign or flow
+        message those events name in their properties."""
+        if idx >= self.n or self.metric_defs[self.pattern[idx % PATTERN_LEN]].kind not in CONVERSION_KINDS:
+            return []
+        h = mix64(idx ^ self.salt ^ 0xA77B)
+        if h % ATTRIBUTED_ONE_IN:
+            return []
+        wanted = 1 + (h >> 8) % 2
+        out: list[Rec] = []
+        earlier = idx - self.nprof  # the same profile's previous event (profiles step by nprof)
+        for _ in range(ATTRIBUTION_REACH):
+            if earlier < 0 or len(out) == wanted:
+                break
+            links = self._credited(earlier, h >> (16 + 8 * len(out)))
+            if links is not None:
+                k = len(out)
+                aid = f"{mix64((idx << 2 | k) ^ self.salt):016x}{idx:014x}{k:02x}"
+                out.append(Rec("attribution", aid, {}, {"event": self.event_id(idx), **links}))
+            earlier -= self.nprof
+        return out
+
+    def attribution_ids(self, idx: int) -> list[str]:
+        return [a.id for a in self.attributions(idx)]
+
+    def attribution(self, attribution_id: str) -> Rec | None:
+        """One attribution by id (its id names the event and the position)."""
+        try:
+            idx, k = int(attribution_id[16:30], 16), int(attribution_id[30:], 16)
+        except ValueError:
+            return None
+        found = self.attributions(idx) if len(attribution_id) == 32 else []
+        return found[k] if k < len(found) and found[k].id == attribution_id else None
+
+    def _credited(self, idx: int, h: int) -> dict[str, str] | None:
+        """Relationships of an attribution to message event ``idx`` (None: not a message event)."""
+        metric = self.pattern[idx % PATTERN_LEN]
+        kind = self.metric_defs[metric].kind
+        if kind not in MESSAGE_KINDS:
+            return None
+        message = self._message(_choices(kind, mix64(mix64(idx ^ self.salt)))[0])
+        if message is None:
+            return None
+        origin, message_id, parent_id, _name = message
+        links = {"attributed-event": self.event_id(idx)}
+        if origin == "campaign":
+            return {**links, "campaign": parent_id, "campaign-message": message_id}
+        variations = self.flow_variations().get(parent_id) or [message_id]
+        variation = variations[h % len(variations)]
+        return {**links, "flow": parent_id, "flow-message": message_id, "flow-message-variation": variation}
+
+    def flow_variations(self) -> dict[str, list[str]]:
+        """Flow id -> its messages (the variations an attributed flow message may have been sent as)."""
+        if self._flow_variations is None:
+            by_flow: dict[str, list[str]] = {}
+            for message_id, flow_id, _name in self.ctx.flow_messages:
+                by_flow.setdefault(flow_id, []).append(message_id)
+            self._flow_variations = by_flow
+        return self._flow_variations
+
+    def _message(self, choice: int) -> tuple[str, str, str, str] | None:
+        """The message a message event's properties name: (origin, message id, flow or campaign id, name)."""
+        ctx = self.ctx
+        messages = len(ctx.flow_messages) + len(ctx.campaign_messages)
+        if not messages:
+            return None
+        pick = choice % messages
+        if pick < len(ctx.flow_messages):
+            msg, flow, name = ctx.flow_messages[pick]
+            return "flow", msg, flow, name
+        msg, campaign, name, _channel = ctx.campaign_messages[pick - len(ctx.flow_messages)]
+        return "campaign", msg, campaign, name
 
     def render_json(self, idx: int, base: str, attributions: bool) -> str:
         """The event's JSON:API object as JSON text, built directly (the hot path of big syncs).
@@ -337,7 +420,10 @@ class EventStore:
         eid, t, metric, profile, h1, props, event_uuid = self._parts(idx)
         props_json = self.properties_json(idx, metric, h1) if props is None else _dumps(props)
         link = f"{base}/api/events/{eid}"
-        data = '"data":[],' if attributions else ""
+        data = ""
+        if attributions:
+            refs = ",".join(f'{{"type":"attribution","id":"{a}"}}' for a in self.attribution_ids(idx))
+            data = f'"data":[{refs}],'
         return (
             f'{{"type":"event","id":"{eid}","attributes":{{"timestamp":{t // SECOND},"event_properties":'
             f'{props_json},"datetime":"{fmt(t, True)}","uuid":"{event_uuid}"}},"relationships":{{'
@@ -376,15 +462,14 @@ class EventStore:
         mdef = self.metric_defs[metric]
         kind, ctx = mdef.kind, self.ctx
         props: dict[str, Any] = {}
-        if kind in ("email", "sms", "push"):
+        if kind in MESSAGE_KINDS:
             messages = len(ctx.flow_messages) + len(ctx.campaign_messages)
             pick = choice[0] % messages if messages else 0
-            if pick < len(ctx.flow_messages):
-                msg, flow, name = ctx.flow_messages[pick]
-                props.update({"$message": msg, "$flow": flow, "Message Name": name})
-            elif messages:
-                msg, _campaign, name, _channel = ctx.campaign_messages[pick - len(ctx.flow_messages)]
-                props.update({"$message": msg, "Campaign Name": name, "$flow": ""})
+            message = self._message(choice[0])
+            if message is not None and message[0] == "flow":
+                props.update({"$message": message[1], "$flow": message[2], "Message Name": message[3]})
+            elif message is not None:
+                props.update({"$message": message[1], "Campaign Name": message[3], "$flow": ""})
             if kind == "email":
                 props["Subject"] = f"Subject {pick % 97}"
                 props["Email Domain"] = ("gmail.com", "yahoo.com", "outlook.com", "example.com")[choice[1]]
