@@ -135,6 +135,7 @@ def test_final_bookmarks_are_the_same(runs: dict[str, Any]) -> None:
     assert concurrent == sequential
 
 
+@pytest.mark.realtime
 def test_no_429_under_klaviyo_limits(runs: dict[str, Any]) -> None:
     requests = runs["requests"]
     assert len(requests) > 100
@@ -221,6 +222,7 @@ def test_an_interrupted_concurrent_run_resumes_from_its_last_state_without_losin
         assert len(second.records["event"]) < len(runs["sequential"].records["event"])
 
 
+@pytest.mark.realtime
 def test_progress_lines_and_a_summary_on_stderr(paced: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(progress, "PROGRESS_INTERVAL_S", 0.1)
     paced.reset_rate_limits()

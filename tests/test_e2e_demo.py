@@ -13,7 +13,7 @@ import pytest
 from tests.emulator.data import SIZES
 from tests.harness import ROOT
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 def demo(out: Path, *args: str) -> tuple[str, dict[str, tuple[int, int]]]:

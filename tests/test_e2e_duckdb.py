@@ -26,7 +26,7 @@ from tests.meltano_e2e import (
     tap_env,
 )
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from tests.emulator.data import SIZES
 from tests.harness import ROOT
 from tests.meltano_e2e import Meltano, duckdb_query, meltano_for_tests, mutate_account, sync_script, tap_env
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 NEW_EVENTS: int = importlib.import_module("demo_account").NEW_EVENTS  # scripts/ is on the path (meltano_e2e)
 

@@ -33,7 +33,7 @@ from tests.emulator import Emulator
 from tests.harness import ROOT, SyncResult, missing_records
 from tests.meltano_e2e import clean_env, e2e_required, e2e_settings, meltano_exe, tap_env
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 DIST = str(TapKlaviyo.package_name)
 

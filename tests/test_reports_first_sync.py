@@ -20,7 +20,7 @@ from tests.conftest import config_for
 from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import ROOT, select_only
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.realtime, pytest.mark.timeout(420)]
 
 REPORT_TEMPLATES = {
     "/api/campaign-values-reports",
