@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 import msgspec
 import requests
 from singer_sdk import RESTStream
-from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseAPIPaginator
@@ -34,13 +33,10 @@ from tap_klaviyo.auth import KlaviyoKeyAuthenticator
 from tap_klaviyo.drift import DriftCheck
 from tap_klaviyo.errors import (
     KlaviyoAPIError,
-    KlaviyoAuthError,
     KlaviyoPermissionError,
     MalformedBody,
     RateLimitExhausted,
-    ThrottledError,
-    Unauthorized,
-    klaviyo_detail,
+    raise_for_status,
     redact,
 )
 from tap_klaviyo.fanout import Fanout
@@ -199,37 +195,12 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
                 raise MalformedBody(f"HTTP {status} with a body that is not valid JSON", response) from None
             self.retried(response)
             return
-        try:
-            body: Any = decode(response.content)
-        except msgspec.DecodeError:
-            body = None
-        detail = klaviyo_detail(body) or (response.reason or "")
-        method = str(response.request.method)
-        template = spec.match_path(urlsplit(response.request.url or "").path) or self.template
-        where = f"{method} {template}"
-        secrets = self.run.secrets
-        if status == 429:
-            raise ThrottledError(f"429 throttled: {detail}", response, _retry_after(response))
-        if status >= 500 or status == 408:
-            raise RetriableAPIError(f"HTTP {status} {detail[:200]}", response)
-        if status == 401:
-            msg = redact(
-                f"{self.name}: authentication failed: Klaviyo answered 401 to {where} ({detail}). "
-                "Check api_key (a private key, pk_...) or the OAuth client_id/client_secret/refresh_token.",
-                secrets,
-            )
-            if isinstance(self.authenticator, KlaviyoKeyAuthenticator):
-                raise KlaviyoAuthError(msg)
-            raise Unauthorized(msg, response)
-        if status == 403:
-            scopes = spec.endpoint(template, method.lower()).scopes
-            msg = (
-                f"{self.name}: the key lacks the Klaviyo scope {', '.join(scopes) or '(unknown)'} needed for "
-                f"{where} (403: {detail}). Add the scope to the key, or set skip_streams_without_scope."
-            )
-            raise KlaviyoPermissionError(redact(msg, secrets), status, scopes)
-        msg = f"{self.name}: Klaviyo rejected {where} with {status}: {detail}"
-        raise KlaviyoAPIError(redact(msg, secrets), status)
+        raise_for_status(
+            response,
+            stream=self.name,
+            secrets=self.run.secrets,
+            refreshable=not isinstance(self.authenticator, KlaviyoKeyAuthenticator),
+        )
 
     def retried(self, response: requests.Response) -> None:
         """A request that needed retries succeeded: one WARNING line with how many and why."""
@@ -423,16 +394,6 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
 def _load_schema(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((SCHEMAS_DIR / f"{name}.json").read_text(encoding="utf-8"))
     return loaded
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 __all__ = ["WINDOW_START", "KlaviyoStream"]

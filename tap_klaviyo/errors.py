@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+from tap_klaviyo import spec
 
 _SECRETISH = re.compile(r"(Klaviyo-API-Key|Bearer|Basic)\s+\S+", re.IGNORECASE)
 
@@ -76,3 +80,49 @@ class Unauthorized(RetriableAPIError):
 
 class MalformedBody(RetriableAPIError):
     """A 2xx whose body is not JSON: a truncated transfer, worth another try."""
+
+
+def raise_for_status(response: Any, *, stream: str, secrets: tuple[str, ...], refreshable: bool) -> None:
+    """A non-2xx answer as the error it means, in one line naming stream and endpoint (no secrets):
+    429 and 5xx are worth retrying, a 401 with OAuth once with a fresh token, the other 4xx never."""
+    status = response.status_code
+    try:
+        body: Any = json.loads(response.content or b"null")
+    except ValueError:
+        body = None
+    detail = klaviyo_detail(body) or (response.reason or "")
+    method = str(response.request.method)
+    template = spec.match_path(urlsplit(response.request.url or "").path) or urlsplit(response.request.url).path
+    where = f"{method} {template}"
+    if status == 429:
+        raise ThrottledError(f"429 throttled: {detail}", response, _retry_after(response))
+    if status >= 500 or status == 408:
+        raise RetriableAPIError(f"HTTP {status} {detail[:200]}", response)
+    if status == 401:
+        msg = redact(
+            f"{stream}: authentication failed: Klaviyo answered 401 to {where} ({detail}). "
+            "Check api_key (a private key, pk_...) or the OAuth client_id/client_secret/refresh_token.",
+            secrets,
+        )
+        if refreshable:
+            raise Unauthorized(msg, response)
+        raise KlaviyoAuthError(msg)
+    if status == 403:
+        scopes = spec.endpoint(template, method.lower()).scopes
+        msg = (
+            f"{stream}: the key lacks the Klaviyo scope {', '.join(scopes) or '(unknown)'} needed for "
+            f"{where} (403: {detail}). Add the scope to the key, or set skip_streams_without_scope."
+        )
+        raise KlaviyoPermissionError(redact(msg, secrets), status, scopes)
+    msg = f"{stream}: Klaviyo rejected {where} with {status}: {detail}"
+    raise KlaviyoAPIError(redact(msg, secrets), status)
+
+
+def _retry_after(response: Any) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
