@@ -81,7 +81,7 @@ class FullReads(_Stream):
             return True  # read in full on every run anyway
         if self.run.end_date is not None:
             return False  # a run bounded by end_date is not a picture of the account
-        if setting != ALWAYS and not self.config.get("emit_activate_version_messages"):
+        if setting != ALWAYS and not self.tells_loader:
             return False  # nothing would tell the loader: not worth the requests
         days = float(self.config.get(setting, FULL_READ_DEFAULTS.get(setting, 0)) or 0)
         if days <= 0:
@@ -117,7 +117,13 @@ class FullReads(_Stream):
     @property
     @override
     def emit_activate_version_messages(self) -> bool:
-        return super().emit_activate_version_messages and self.full_read
+        return self.tells_loader and self.full_read
+
+    @property
+    def tells_loader(self) -> bool:
+        """emit_activate_version_messages, unless records go to batch files, which carry no table version: a
+        loader would take every row of such a file for an old version and delete it."""
+        return bool(super().emit_activate_version_messages) and not self.config.get("batch_config")
 
     def start_bound(self, context: Mapping[str, Any] | None) -> datetime | None:
         """A full read starts where a first run would: start_date, or the beginning."""

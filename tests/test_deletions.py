@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from tap_klaviyo.tap import TapKlaviyo
@@ -173,3 +174,13 @@ def test_a_stream_stopped_early_is_not_activated(fresh_emulator: Emulator) -> No
     assert not {"flow", "flow_action", "campaign", "campaign_messages"} & set(av), av
     assert {"list", "profile_list", "segment"} <= set(av)
     assert "full_refresh_at" not in result.state["bookmarks"].get("flow", {})
+
+
+def test_batch_files_are_never_activated(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    """Batch files carry no table version: an ACTIVATE_VERSION would make the loader delete every row."""
+    batch_config = {"encoding": {"format": "jsonl"}, "storage": {"root": tmp_path.as_uri(), "prefix": "k-"}}
+    config = config_for(fresh_emulator, emit_activate_version_messages=True, batch_config=batch_config, **FAST)
+    result = run_tap(config)
+    assert any(m["type"] == "BATCH" for m in result.messages)
+    assert not activated(result)
+    assert "full_refresh_at" not in result.state["bookmarks"].get("list", {})
