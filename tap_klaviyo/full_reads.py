@@ -23,7 +23,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INC
 from typing_extensions import override
 
 from tap_klaviyo.output import SingerOutput
-from tap_klaviyo.settings import FULL_READ_DEFAULTS
+from tap_klaviyo.settings import FULL_READ_DEFAULTS, parse_date_setting
 
 if TYPE_CHECKING:
     from singer_sdk import Stream
@@ -129,8 +129,7 @@ class FullReads(_Stream):
         """A full read starts where a first run would: start_date, or the beginning."""
         if not self.full_read_forced:
             return super().start_bound(context)  # type: ignore[misc]
-        start = self.config.get("start_date")
-        return datetime.fromisoformat(str(start).replace("Z", "+00:00")) if start else None
+        return parse_date_setting(self.config, "start_date")
 
     def full_read_record(self, record: dict[str, Any] | None, context: Context | None) -> None:
         """Main thread, once per emitted record: advance the bookmark the SDK does not advance on FULL_TABLE."""

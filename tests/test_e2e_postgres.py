@@ -80,7 +80,7 @@ def test_postgres_holds_every_emitted_record_and_state_adds_only_new(
 
     new_events = ", ".join(f"'{key[0]}'" for key in created["event"])
     assert postgres.query(f"select count(*) from {schema}.event where id in ({new_events})") == [["5"]]
-    # Full-table streams come with ACTIVATE_VERSION: rows the second run saw again are not marked deleted.
+    # Without emit_activate_version_messages nothing tells the target to mark rows deleted.
     assert postgres.query(f"select count(*) from {schema}.metric where _sdc_deleted_at is not null") == [["0"]]
 
 
