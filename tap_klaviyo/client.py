@@ -40,6 +40,7 @@ from tap_klaviyo.errors import (
     redact,
 )
 from tap_klaviyo.fanout import Fanout
+from tap_klaviyo.full_reads import FullReads
 from tap_klaviyo.pagination import JsonApiPaginator
 from tap_klaviyo.progress import RunStats
 from tap_klaviyo.query import WINDOW_START, QueryMixin, spec_template
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 SCHEMAS_DIR = Path(__file__).parent / "schemas"
 
 
-class KlaviyoStream(QueryMixin, RESTStream[Any]):
+class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
     """A Klaviyo collection, described declaratively; the SDK and the modules beside this one do the rest."""
 
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
@@ -334,6 +335,7 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
             return None
         self.drift.check(record)
         self.fanout.derive(record)
+        self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
         return record
 
     @cached_property
@@ -345,10 +347,13 @@ class KlaviyoStream(QueryMixin, RESTStream[Any]):
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> Any:
         """Bookmarks never pass the time the run started (future-dated records notwithstanding)."""
+        self.full_read_begins()  # deletions: the SDK asks this first thing in sync()
         return self.run.started if self.replication_key else None
 
     @override
     def finalize_state_progress_markers(self, state: dict[str, Any] | None = None) -> None:
+        if state is None:
+            self.full_read_finished()  # deletions: a complete read releases its ACTIVATE_VERSION
         super().finalize_state_progress_markers(state)
         if state is None and self.parent_stream_type is None:
             self.fanout.close()  # the SDK calls this once a top-level stream (and its children) is synced

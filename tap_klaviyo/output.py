@@ -5,6 +5,9 @@ threaded tap a chance for every other thread to take the GIL. Here lines collect
 out every 64 KB, at each STATE message (flushed at once, so a target never sees a STATE before the records
 it covers) and at least every second. A run that dies loses only records after its last STATE, which the
 next run reads again.
+
+ACTIVATE_VERSION goes out when a stream's full read is complete, not when it begins (`full_reads`): the SDK
+writes it before the first record, and a loader that deletes then would lose rows on a run that fails.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
-from singer_sdk.singerlib.encoding.simple import Message, RecordMessage, StateMessage
+from singer_sdk.singerlib.encoding.simple import ActivateVersionMessage, Message, RecordMessage, StateMessage
 
 CHUNK_BYTES = 64 * 1024
 #: Records written more than this long ago go out even without a STATE (a live target sees progress).
@@ -31,6 +34,17 @@ class SingerOutput(MsgSpecWriter):
         self._last_flush = time.monotonic()
         #: What a STATE message says (the tap clamps bookmarks there); None: the state as it is.
         self.state_filter: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+        #: Stream -> table version of the ACTIVATE_VERSION held until the stream's read is complete.
+        self.held_versions: dict[str, int] = {}
+
+    def release_version(self, stream: str) -> bool:
+        """Write the held ACTIVATE_VERSION of `stream` (its full read is complete); False if none is held."""
+        version = self.held_versions.pop(stream, None)
+        if version is None:
+            return False
+        self._pending += self.format_message(ActivateVersionMessage(stream=stream, version=version))
+        self._after_write()
+        return True
 
     def flush(self) -> None:
         if self._pending:
@@ -50,6 +64,9 @@ class SingerOutput(MsgSpecWriter):
                 message = StateMessage(value=self.state_filter(message.value))
             self._pending += self.format_message(message)
             self.flush()
+            return
+        if isinstance(message, ActivateVersionMessage):
+            self.held_versions[message.stream] = message.version
             return
         if isinstance(message, RecordMessage):
             # The per-record hot path: encoded straight from the message's fields, no intermediate dict copy.

@@ -19,6 +19,9 @@ SECRET_SETTINGS = ("api_key", "client_secret", "refresh_token")
 OAUTH_SETTINGS = ("client_id", "client_secret", "refresh_token")
 SERIES_REPORTS = ("flow_series_report", "segment_series_report", "form_series_report")
 VALUES_REPORTS = ("campaign_values_report", "flow_values_report")
+#: Days between full reads, per setting (`full_reads`): memberships read in full weekly whatever the loader;
+#: the small incremental streams daily and profiles monthly, with emit_activate_version_messages.
+FULL_READ_DEFAULTS = {"membership_full_refresh_days": 7, "full_read_days": 1, "profile_full_read_days": 30}
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
@@ -191,10 +194,37 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "membership_full_refresh_days",
         th.NumberType,
-        default=7,
+        default=FULL_READ_DEFAULTS["membership_full_refresh_days"],
         title="Membership full refresh (days)",
         description="Every this many days, profile_list and profile_segment re-read every membership in full "
         "so removals can be detected (0 turns it off).",
+    ),
+    th.Property(
+        "emit_activate_version_messages",
+        th.BooleanType,
+        default=False,
+        title="Emit ACTIVATE_VERSION messages",
+        description="Records of a full read carry a table version and the read ends with ACTIVATE_VERSION, so "
+        "a loader that honours it (target-postgres) deletes or marks (`_sdc_deleted_at`) the rows Klaviyo no "
+        "longer has. Turns on the periodic full reads of full_read_days and profile_full_read_days.",
+    ),
+    th.Property(
+        "full_read_days",
+        th.NumberType,
+        default=FULL_READ_DEFAULTS["full_read_days"],
+        title="Full read (days)",
+        description="With emit_activate_version_messages: every this many days, the small incremental streams "
+        "(list, segment, flow, campaign, template, image, form, web_feed, custom streams) and their children "
+        "are read in full so deletions reach the loader (0 turns it off).",
+    ),
+    th.Property(
+        "profile_full_read_days",
+        th.NumberType,
+        default=FULL_READ_DEFAULTS["profile_full_read_days"],
+        title="Profile full read (days)",
+        description="With emit_activate_version_messages: every this many days, profile, global_exclusion and "
+        "list_exclusion are read in full so deleted profiles and lifted suppressions reach the loader "
+        "(0 turns it off; a full profile read costs one request per 100 profiles).",
     ),
     th.Property(
         "skip_streams_without_scope",
@@ -287,6 +317,8 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
     for name in (
         "event_lookback_days",
         "membership_full_refresh_days",
+        "full_read_days",
+        "profile_full_read_days",
         "report_history_days",
         "report_lookback_days",
     ):

@@ -7,7 +7,9 @@ these tests skip, unless REQUIRE_POSTGRES is set (as in CI), when they fail.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -78,7 +80,7 @@ def test_postgres_holds_every_emitted_record_and_state_adds_only_new(
 
     new_events = ", ".join(f"'{key[0]}'" for key in created["event"])
     assert postgres.query(f"select count(*) from {schema}.event where id in ({new_events})") == [["5"]]
-    # Full-table streams come with ACTIVATE_VERSION: rows the second run saw again are not marked deleted.
+    # Without emit_activate_version_messages nothing tells the target to mark rows deleted.
     assert postgres.query(f"select count(*) from {schema}.metric where _sdc_deleted_at is not null") == [["0"]]
 
 
@@ -102,3 +104,85 @@ def test_batch_messages_arrive_complete(meltano: Meltano, postgres: Postgres, em
     meltano("run", "--full-refresh", "tap-klaviyo", "target-postgres", env=batch_env)  # not the state of other tests
     assert list(batches.glob("klaviyo-*.json.gz")), "the tap wrote no batch files"
     assert_tables_hold(postgres.counts(expected.key_properties, schema), emitted_keys(expected), "BATCH run")
+
+
+#: Rows of a deleted campaign, list and membership, per table (the campaign's children go with it).
+def _gone(campaign: str, messages: str, deleted_list: str, member_list: str, removed: str) -> dict[str, str]:
+    of_campaign = f"campaign_id = '{campaign}'"
+    of_messages = f"campaign_message_id in ({messages})"
+    return {
+        "campaign": f"id = '{campaign}'",
+        "campaign_messages": of_campaign,
+        "campaign_message_template": of_messages,
+        "campaign_message_send_time": of_messages,
+        "campaign_recipient_estimation": of_campaign,
+        "audience_included": of_campaign,
+        "audience_excluded": of_campaign,
+        "campaign_utm_param": of_campaign,
+        "list": f"id = '{deleted_list}'",
+        "profile_list": f"list_id = '{deleted_list}' or (list_id = '{member_list}' and profile_id = '{removed}')",
+    }
+
+
+@pytest.mark.parametrize("hard_delete", [False, True], ids=["soft-delete", "hard-delete"])
+def test_deletions_reach_postgres(meltano: Meltano, postgres: Postgres, emu: Emulator, hard_delete: bool) -> None:
+    """A removed membership, a deleted list and a deleted campaign (with its messages) are marked
+    `_sdc_deleted_at`, or with `hard_delete` removed, by the next full read; every other row stays."""
+    schema = fresh_schema(postgres, f"klaviyo_deletions_{'hard' if hard_delete else 'soft'}")
+    env = {
+        **tap_env(emu, **e2e_settings(emu), emit_activate_version_messages=True),
+        **postgres.target_env,
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        "TARGET_POSTGRES_HARD_DELETE": "true" if hard_delete else "false",
+    }
+    run = ("run", "--state-id-suffix", schema, "tap-klaviyo", "target-postgres")
+    meltano(*run, env=env)
+
+    account = emu.account
+    lists = sorted(account.expected_ids("list"))
+    deleted_list, member_list = lists[0], next(g for g in lists[1:] if account.list_members(g))
+    removed = sorted(account.list_members(member_list))[0]
+    campaign = sorted(account.expected_ids("campaign"))[0]
+    messages = f"select id from {schema}.campaign_messages where campaign_id = '{campaign}'"
+    gone = _gone(campaign, messages, deleted_list, member_list, removed)
+    tables = [
+        row[0]
+        for row in postgres.query(f"select table_name from information_schema.tables where table_schema = '{schema}'")
+    ]
+
+    def count(table: str, where: str) -> int:
+        return int(postgres.query(f"select count(*) from {schema}.{table} where {where}")[0][0])
+
+    def split(table: str) -> tuple[int, int]:
+        """(rows of what was deleted, other rows)."""
+        pred = gone.get(table, "false")
+        return count(table, f"coalesce(({pred}), false)"), count(table, f"not coalesce(({pred}), false)")
+
+    before = {table: split(table) for table in tables}
+    for table in ("campaign", "campaign_messages", "list", "profile_list"):
+        assert before[table][0], f"{table}: nothing to delete was loaded"
+
+    account.remove_list_member(member_list, removed)
+    account.delete("list", deleted_list)
+    account.delete("campaign", campaign)
+    # Eight days later: full reads due for the small streams (full_read_days 1) and memberships (7), not
+    # for profiles (30).
+    state_id = f"dev:tap-klaviyo-to-target-postgres:{schema}"
+    state = meltano.state(state_id)
+    aged = (datetime.now(timezone.utc) - timedelta(days=8)).isoformat()
+    for stream_state in state["singer_state"]["bookmarks"].values():
+        if "full_refresh_at" in stream_state:
+            stream_state["full_refresh_at"] = aged
+    meltano("state", "set", "--force", state_id, json.dumps(state), env=env)
+    meltano(*run, env=env)
+
+    for table in tables:
+        doomed, kept = before[table]
+        if hard_delete:
+            assert split(table) == (0, kept), f"{table}: {split(table)}, expected (0, {kept})"
+            continue
+        assert split(table) == (doomed, kept), table
+        marked = count(table, "_sdc_deleted_at is not null")
+        assert marked == doomed, f"{table}: {marked} rows marked deleted, {doomed} expected"
+        if doomed:
+            assert count(table, f"({gone[table]}) and _sdc_deleted_at is null") == 0, table

@@ -31,6 +31,7 @@ class EventStream(KlaviyoStream):
     name = "event"
     path = "/api/events"
     replication_key = "datetime"
+    full_read_setting = None  # events are never deleted
     windowed = True
     lean_documents = True
     sideloads = {"attributions": "event_attribution"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -21,6 +21,7 @@ class ProfileStream(KlaviyoStream):
     path = "/api/profiles"
     replication_key = "updated"
     windowed = True
+    full_read_setting = "profile_full_read_days"
 
     @property
     @override
@@ -47,8 +48,11 @@ class MembershipStream(KlaviyoStream):
     """One row per (group, profile), read for every group on every run.
 
     A list's `updated` does not move when members join, so the groups come from their own listing,
-    not from the list stream's bookmark; each group keeps its own `joined_group_at` bookmark.
+    not from the list stream's bookmark; each group keeps its own `joined_group_at` bookmark. Removals leave
+    no trace in joined_group_at: every few days every membership is read again (`full_reads`).
     """
+
+    full_read_setting = "membership_full_refresh_days"
 
     group_path: ClassVar[str]
     group_key: ClassVar[str]
@@ -70,28 +74,11 @@ class MembershipStream(KlaviyoStream):
     def sparse_fields(self) -> dict[str, str]:
         return {"fields[profile]": "joined_group_at"}
 
-    @cached_property
-    def full_refresh(self) -> bool:
-        """Removals leave no trace in joined_group_at: every few days, read every membership again."""
-        days = float(self.config.get("membership_full_refresh_days", 7) or 0)
-        if days <= 0:
-            return False
-        last = self.stream_state.get("full_refresh_at")
-        if not last:
-            return True
-        return self.run.started - datetime.fromisoformat(str(last)) >= timedelta(days=days)
-
-    @override
-    def start_bound(self, context: Mapping[str, Any] | None) -> datetime | None:
-        return None if self.full_refresh else super().start_bound(context)
-
     @override
     def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         if not context:
             return  # an account without lists (or segments): the SDK still asks once, without a group
         yield from super().get_records(context)
-        if self.full_refresh and context and self.partitions and dict(context) == self.partitions[-1]:
-            self.stream_state["full_refresh_at"] = self.run.started_iso
 
 
 class ProfileListStream(MembershipStream):
@@ -123,6 +110,7 @@ class ExclusionStream(KlaviyoStream):
 
     path = "/api/profiles"
     replication_key = "timestamp"
+    full_read_setting = "profile_full_read_days"
     additional_fields = {"additional-fields[profile]": "subscriptions"}
     #: A lower bound is what makes the filter select suppressed profiles only.
     earliest = datetime(2010, 1, 1, tzinfo=timezone.utc)
@@ -159,6 +147,7 @@ class ExclusionStream(KlaviyoStream):
 
     @override
     def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        self.full_read_record(row, context)
         return row
 
     @classmethod

@@ -84,6 +84,7 @@ class ReportStream(KlaviyoStream):
 
     method = "post"
     stop_when_exhausted = True
+    full_read_setting = None  # a report is read a slice at a time, within a request budget: never in full
     report_type: ClassVar[str]
     group_by: ClassVar[tuple[str, ...]]
     needs_conversion_metric: ClassVar[bool] = True

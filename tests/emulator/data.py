@@ -293,6 +293,21 @@ class AccountData:
                     return
             raise KeyError(f"{resource_type} has no updated field")
 
+    def delete(self, resource_type: str, rid: str) -> None:
+        """Delete a record as Klaviyo does: a list or segment with its memberships, a campaign with its
+        messages and recipient estimation; references to it elsewhere (tags, audiences) are left as they are."""
+        with self.lock:
+            rec = self.store.get(resource_type, {}).pop(rid, None)
+            if rec is None:
+                raise KeyError(f"unknown {resource_type} {rid}")
+            self.generation += 1
+            if resource_type in MEMBERSHIP_TYPES:
+                self.members[resource_type].pop(rid, None)
+            if resource_type == "campaign":
+                for message_id in rec.rels.get("campaign-messages") or []:
+                    self.store.get("campaign-message", {}).pop(message_id, None)
+                self.store.get("campaign-recipient-estimation", {}).pop(rid, None)
+
     def add_list_member(self, list_id: str, profile_id: str, joined_at: datetime) -> None:
         self._add_member("list", list_id, profile_id, joined_at)
 
