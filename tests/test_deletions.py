@@ -14,7 +14,7 @@ from tests.emulator import Emulator
 from tests.harness import SyncResult, run_tap
 
 #: Streams that never lose rows (or are read a slice at a time): never told to drop anything.
-NEVER = {"event", "metric_aggregate"} | {
+NEVER = {"event", "event_attribution", "metric_aggregate"} | {  # attributions follow their events
     "campaign_values_report",
     "flow_values_report",
     "flow_series_report",
