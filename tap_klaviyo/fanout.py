@@ -166,9 +166,10 @@ class Fanout:
         return cached
 
     def holds(self, child: str, parent_id: str) -> bool:
-        """Rows are set aside for this parent (a child sync would emit some)."""
-        with self.lock:
-            return parent_id in self.buffered.get(child, {})
+        """Rows are set aside for this parent (a child sync would emit some). Once per parent record: no lock,
+        a dict lookup is atomic."""
+        rows = self.buffered.get(child)
+        return rows is not None and parent_id in rows
 
     def take(self, child: str, parent_id: str) -> list[dict[str, Any]]:
         with self.lock:

@@ -47,6 +47,7 @@ class FullReads(_Stream):
     #: Set when the SDK begins this stream's sync (`full_read_begins`); before it nothing is decided, so a
     #: discovered catalog never says FULL_TABLE.
     full_read_armed: bool = False
+    full_read_forced_known: bool | None = None
     full_read_decided: bool | None = None
 
     if TYPE_CHECKING:  # KlaviyoStream's
@@ -104,8 +105,15 @@ class FullReads(_Stream):
     @property
     def full_read_forced(self) -> bool:
         """An incremental stream (as the catalog may also say) read in full on this run: the SDK then neither
-        filters nor bookmarks, so the start bound and the bookmark are set here."""
-        return super().replication_method == REPLICATION_INCREMENTAL and self.full_read
+        filters nor bookmarks, so the start bound and the bookmark are set here. Asked several times per
+        record, so kept once the run has decided."""
+        known = self.full_read_forced_known
+        if known is not None:
+            return known
+        forced = super().replication_method == REPLICATION_INCREMENTAL and self.full_read
+        if self.full_read_armed or self.run.began:
+            self.full_read_forced_known = forced
+        return forced
 
     # -- the SDK's public hooks --------------------------------------------------------------------------
 
@@ -133,7 +141,7 @@ class FullReads(_Stream):
 
     def full_read_record(self, record: dict[str, Any] | None, context: Context | None) -> None:
         """Main thread, once per emitted record: advance the bookmark the SDK does not advance on FULL_TABLE."""
-        if record is None or not self.selected or not self.full_read_forced:
+        if record is None or not self.full_read_forced or not self.selected:
             return
         assert self.replication_key is not None
         self.state_manager.increment_state(record, context=context, replication_key=self.replication_key)
