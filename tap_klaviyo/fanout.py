@@ -11,7 +11,8 @@ Some streams start at the run's beginning, before the SDK reaches them: those he
 (their waits then overlap everything synced before them), and the big backfills (events, profiles,
 memberships), each under its own endpoint's limit, so a steady window that bounds a big stream starts with the
 run rather than when the streams before it are done. What they fetch before their turn is bounded by the
-run's `Budget`: they pause when it is spent and go on when the main thread claims them.
+run's backfill `Budget`: they pause when it is spent and go on when the main thread claims them. The slow
+streams have a budget of their own, so a spent backfill budget never delays their paced requests.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class Fanout:
 
     def __init__(self, stream: KlaviyoStream) -> None:
         self.stream = stream
-        self.prefetch: Prefetch[list[dict[str, Any]]] = Prefetch(stream.concurrency, budget=stream.run.budget)
+        # Backfills fill their own share of the budget: a spent one never holds back a slow stream's requests.
+        budget = stream.run.backfill_budget if self.big else stream.run.budget
+        self.prefetch: Prefetch[list[dict[str, Any]]] = Prefetch(stream.concurrency, budget=budget)
         self.announced = False
         #: child stream name -> parent id -> rows (sideloaded resources, or rows derived from the record).
         self.buffered: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -126,7 +129,8 @@ class Fanout:
         """A backfill of many requests: a windowed range (events, profiles) or a listing's partitions
         (memberships), whose steady window should start with the run."""
         stream = self.stream
-        return stream.method == "get" and (stream.windowed or "{" in stream.path)
+        top = stream.parent_stream_type is None
+        return top and stream.method == "get" and (stream.windowed or "{" in stream.path)
 
     def active_children(self) -> list[KlaviyoStream]:
         return [

@@ -56,7 +56,7 @@ def test_profiles_and_memberships_are_fetched_while_events_are_emitted_within_th
     err = io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         tap = TapKlaviyo(config=config, catalog=select_only(config, STREAMS))
-        tap.run.budget.limit = 1  # any page spends it
+        tap.run.backfill_budget.limit = 1  # any page spends it
         tap.sync_all()
     out.seek(0)
     result = SyncResult.parse(out.read(), err.getvalue())
