@@ -6,6 +6,13 @@ are known, and workers run the SDK's own request path (`request_records`) for th
 their records in the order the SDK asks; it alone post-processes records and writes messages and state.
 Children that arrive in the parent's `included` (sideloads) or inside its records (derived rows) are kept
 here for the child stream to take.
+
+Some streams start at the run's beginning, before the SDK reaches them: those held back by a tight limit
+(their waits then overlap everything synced before them), and the big backfills (events, profiles,
+memberships), each under its own endpoint's limit, so a steady window that bounds a big stream starts with the
+run rather than when the streams before it are done. What they fetch before their turn is bounded by the
+run's backfill `Budget`: they pause when it is spent and go on when the main thread claims them. The slow
+streams have a budget of their own, so a spent backfill budget never delays their paced requests.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import threading
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
+
+import msgspec
 
 from tap_klaviyo.concurrency import Prefetch, in_chunks
 from tap_klaviyo.windows import windowed_records
@@ -34,7 +43,9 @@ class Fanout:
 
     def __init__(self, stream: KlaviyoStream) -> None:
         self.stream = stream
-        self.prefetch: Prefetch[list[dict[str, Any]]] = Prefetch(stream.concurrency, budget=stream.run.budget)
+        # Backfills fill their own share of the budget: a spent one never holds back a slow stream's requests.
+        budget = stream.run.backfill_budget if self.big else stream.run.budget
+        self.prefetch: Prefetch[list[dict[str, Any]]] = Prefetch(stream.concurrency, budget=budget)
         self.announced = False
         #: child stream name -> parent id -> rows (sideloaded resources, or rows derived from the record).
         self.buffered: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -83,17 +94,20 @@ class Fanout:
     def fetch_ahead(self, context: dict[str, Any] | None, size: int) -> Iterator[list[dict[str, Any]]]:
         """A worker's job; an error that will end the run ends it now, not when the main thread gets here."""
         try:
-            yield from in_chunks(self.read(context), size)
+            for chunk in in_chunks(self.read(context), size):
+                yield Chunk(chunk)
         except Exception as exc:
             if not self.stream.tolerates(exc):
                 self.stream.run.abort(exc)
             raise
 
     def start_early(self) -> bool:
-        """Begin this stream's requests at the start of the run, before the SDK reaches it: for streams held
-        back by a tight rate limit, whose waits then overlap the streams synced before them."""
+        """Begin this stream's requests at the start of the run, before the SDK reaches it: streams held back
+        by a tight rate limit, whose waits then overlap the streams synced before them, and big backfills."""
         stream = self.stream
-        if stream.concurrency <= 1 or stream.denied or stream.parent_stream_type is not None or not self.slow:
+        if stream.concurrency <= 1 or stream.denied or stream.parent_stream_type is not None:
+            return False
+        if not (self.slow or self.big):
             return False
         self.announced = True
         partitions = stream.partitions
@@ -109,6 +123,14 @@ class Fanout:
         if not stream.arrives_with_parent and stream.endpoint.rate[1] <= SLOW_STEADY_LIMIT:
             return True
         return any(c.fanout.slow for c in self.active_children())
+
+    @property
+    def big(self) -> bool:
+        """A backfill of many requests: a windowed range (events, profiles) or a listing's partitions
+        (memberships), whose steady window should start with the run."""
+        stream = self.stream
+        top = stream.parent_stream_type is None
+        return top and stream.method == "get" and (stream.windowed or "{" in stream.path)
 
     def active_children(self) -> list[KlaviyoStream]:
         return [
@@ -182,6 +204,21 @@ class Fanout:
             fanout = getattr(child, "fanout", None)
             if fanout is not None:
                 fanout.close()
+
+
+class Chunk(list[dict[str, Any]]):
+    """Records handed from a worker to the main thread, with about how many bytes of JSON they came from (what
+    the run's `Budget` counts): the first record's encoded size times their number."""
+
+    size: int
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        super().__init__(records)
+        try:
+            one = len(msgspec.json.encode(records[0])) if records else 0
+        except (TypeError, msgspec.EncodeError):
+            one = 1024
+        self.size = one * len(records)
 
 
 def child_context(stream: KlaviyoStream, record: dict[str, Any]) -> dict[str, Any] | None:

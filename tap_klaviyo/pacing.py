@@ -2,11 +2,17 @@
 
 Klaviyo limits each endpoint per account with a 1-second burst window, a 1-minute steady window and, for
 reports, a daily cap. Pacing below those limits costs less than recovering from 429s.
+
+The spec publishes the limits, but they are per account and shared by every app and key on it, and an account's
+may be lower. Every response says what is true for this account (`RateLimit-Limit`: the steady limit,
+`RateLimit-Remaining`, `RateLimit-Reset`: seconds until the steady window resets), so each endpoint's limiter
+adopts them, and the run's first response tells the others what to expect before they hear for themselves.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import threading
 import time
 from collections import deque
@@ -59,12 +65,28 @@ class Limiter:
     _day_count: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     waited_s: float = 0.0
+    #: The limits the spec publishes (the learned ones are scaled from these).
+    published: tuple[int, int] = (0, 0)
+    #: This endpoint's own response has told its limit (not only another endpoint's).
+    told: bool = False
+    #: What the server last said is left of its current steady window: (window end, requests left).
+    _quota: tuple[float, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.published == (0, 0):
+            self.published = (self.burst, self.steady)
 
     def _wait_needed(self, now: float) -> float:
         recent = self._recent
         while recent and recent[0] <= now - STEADY_WINDOW_S:
             recent.popleft()
         wait = self._held_until - now
+        if self._quota is not None:
+            ends, left = self._quota
+            if now >= ends:
+                self._quota = None  # a new window: the next response says how much of it is left
+            elif left <= 0:
+                wait = max(wait, ends - now)
         if len(recent) >= self.steady:
             wait = max(wait, recent[len(recent) - self.steady] + STEADY_WINDOW_S - now)
         if len(recent) >= self.burst:
@@ -87,6 +109,8 @@ class Limiter:
             if wait <= 0:
                 self._count_daily()
                 self._recent.append(now)
+                if self._quota is not None:
+                    self._quota = (self._quota[0], self._quota[1] - 1)
                 return 0.0
             self.waited_s += wait
             return wait
@@ -107,6 +131,39 @@ class Limiter:
         with self._lock:
             self._held_until = max(self._held_until, self.clock() + seconds)
 
+    def adopt(self, limit: int | None, remaining: int | None, reset: float | None, sent_at: float | None) -> None:
+        """What the server reported in answer to a request this limiter let go at `sent_at`.
+
+        `limit` (per minute) becomes the steady limit, and the burst is scaled by the same ratio (Klaviyo reports
+        only the steady one). `remaining` of the window that ends in `reset` seconds caps what is sent before
+        then, less what this limiter let go after that request (it may have reached the server after it)."""
+        with self._lock:
+            if limit is not None and limit > 0:
+                self.told = True
+                self._scale_to(limit)
+            if remaining is None or reset is None:
+                return
+            now = self.clock()
+            after = sum(1 for t in self._recent if t > sent_at) if sent_at is not None else 0
+            ends, left = now + min(max(reset, 0.0), STEADY_WINDOW_S), remaining - after
+            known = self._quota
+            if known is None or ends > known[0] + 5.0:
+                self._quota = (ends, left)  # the first word on this window (or on a later one)
+            elif ends > known[0] - 5.0:
+                self._quota = (min(ends, known[0]), min(left, known[1]))  # the same window: the tighter reading
+
+    def assume(self, ratio: float) -> None:
+        """The account's limits are `ratio` times the published ones (another endpoint said so); this
+        endpoint's own first response corrects it."""
+        with self._lock:
+            if not self.told:
+                self._scale_to(max(1, int(self.published[1] * ratio + 1e-9)))
+
+    def _scale_to(self, steady: int) -> None:
+        burst, published = self.published
+        self.steady = steady
+        self.burst = max(1, int(burst * steady / published + 1e-9)) if published else burst
+
     def spend_daily(self, remaining: int) -> None:
         """Align the daily budget with what the server reports is left."""
         if self.daily is not None:
@@ -121,14 +178,52 @@ class Pacer:
         self._limiters: dict[str, Limiter] = {}
         self._lock = threading.Lock()
         self.clock = clock or Clock()
+        #: The account's limits over the published ones, once a response has said (None: not yet).
+        self.ratio: float | None = None
+        self._calibration = threading.Condition()
+        self._probing = False
 
     def limiter(self, key: str, burst: int, steady: int, daily: int | None = None) -> Limiter:
         with self._lock:
             found = self._limiters.get(key)
             if found is None:
                 found = Limiter(key, burst, steady, daily, clock=self.clock.monotonic, sleep=self.clock.sleep)
+                if self.ratio is not None:
+                    found.assume(self.ratio)
                 self._limiters[key] = found
             return found
+
+    # -- the run's first response: how this account's limits compare with the published ones --------------
+
+    def probe(self, check_aborted: Callable[[], None]) -> bool:
+        """Before the run knows the account's limits, one request at a time goes first (True: this one), so
+        a run starting on every endpoint at once does not spend the published burst of an account that has
+        less. Costs one round trip per run."""
+        with self._calibration:
+            while self.ratio is None:
+                if not self._probing:
+                    self._probing = True
+                    return True
+                check_aborted()
+                self._calibration.wait(0.2)
+            return False
+
+    def probed(self, limiter: Limiter | None, response: Response | None) -> None:
+        """The probe's answer: its limit sets the account's ratio (a server without the headers: 1)."""
+        with self._calibration:
+            self._probing = False
+            if response is not None and limiter is not None and limiter.told:
+                self.learn(limiter.steady / limiter.published[1] if limiter.published[1] else 1.0)
+            elif response is not None and response.status_code < 400:
+                self.learn(1.0)
+            self._calibration.notify_all()
+
+    def learn(self, ratio: float) -> None:
+        """Endpoints not heard from yet expect this account's ratio of their published limits."""
+        self.ratio = ratio
+        if ratio != 1.0:
+            for limiter in self.limiters():
+                limiter.assume(ratio)
 
     def for_request(self, method: str, path: str, query: str = "") -> Limiter | None:
         """The limiter of the endpoint a request goes to (None: not a Klaviyo API path, e.g. OAuth)."""
@@ -168,12 +263,19 @@ class PacedAdapter(HTTPAdapter):
     ) -> Response:
         split = urlsplit(request.url or "")
         limiter = self.pacer.for_request(request.method or "GET", split.path, split.query)
-        with self._slot(limiter):
-            response = super().send(request, stream=True, timeout=timeout, **kwargs)
-            if not stream:
-                response.raw = io.BytesIO(_read_whole(response))
-        if limiter is not None:
-            respect_quota_headers(response, limiter)
+        probe = limiter is not None and self.pacer.ratio is None and self.pacer.probe(self.check_aborted)
+        response: Response | None = None
+        try:
+            with self._slot(limiter):
+                sent_at = limiter.clock() if limiter is not None else None
+                response = super().send(request, stream=True, timeout=timeout, **kwargs)
+                if not stream:
+                    response.raw = io.BytesIO(_read_whole(response))
+            if limiter is not None:
+                respect_quota_headers(response, limiter, sent_at)
+        finally:
+            if probe:
+                self.pacer.probed(limiter, response)
         return response
 
     @contextmanager
@@ -214,15 +316,26 @@ def _read_whole(response: Response) -> bytes:
     return body
 
 
-def respect_quota_headers(response: Response, limiter: Limiter) -> None:
-    """Other integrations share the account's quota: when Klaviyo says none is left in this window, pause the
-    endpoint until it resets instead of spending a request on a 429."""
-    remaining = response.headers.get("RateLimit-Remaining")
-    reset = response.headers.get("RateLimit-Reset")
-    if remaining is None or reset is None:
-        return
+def respect_quota_headers(response: Response, limiter: Limiter, sent_at: float | None = None) -> None:
+    """Klaviyo's word on this account's limit for the endpoint and on what is left of its window (other
+    integrations share the quota): the limiter adopts it, so it neither spends requests on 429s nor paces by
+    published numbers the account does not have. A 429 carries none of these (its Retry-After holds the
+    endpoint instead)."""
+    headers = response.headers
+    limiter.adopt(
+        _number(headers.get("RateLimit-Limit"), int),
+        _number(headers.get("RateLimit-Remaining"), int),
+        _number(headers.get("RateLimit-Reset"), float),
+        sent_at,
+    )
+
+
+def _number(value: str | None, kind: Callable[[float], Any]) -> Any:
+    """A header's number, or None when absent or not a number."""
+    if value is None:
+        return None
     try:
-        if int(float(remaining)) <= 0:
-            limiter.hold(min(max(float(reset), 0.0), 60.0))
+        number = float(value)
     except ValueError:
-        return
+        return None
+    return kind(number) if math.isfinite(number) else None

@@ -54,6 +54,7 @@ class KlaviyoRun:
         self.abort_error: BaseException | None = None
         self.pacer = Pacer(clock=self.clock)
         self.budget = Budget()
+        self.backfill_budget = Budget()  # issue 12 (learnpace): big streams fetched ahead (fanout.Fanout.big)
         self.bookmarks = BookmarkGuard(self.started_iso)
         self.stopwatch = Stopwatch()
         concurrency = max(1, int(config.get("max_concurrency") or 8))

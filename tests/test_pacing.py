@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -106,3 +107,82 @@ def test_quota_headers_pause_the_endpoint_until_reset() -> None:
     respect_quota_headers(plenty, limiter)
     limiter.acquire()
     assert clock.now == before
+
+
+def quota_response(limit: str | None, remaining: str | None, reset: str | None) -> Any:
+    import requests
+
+    response = requests.Response()
+    response.status_code = 200
+    for name, value in (("RateLimit-Limit", limit), ("RateLimit-Remaining", remaining), ("RateLimit-Reset", reset)):
+        if value is not None:
+            response.headers[name] = value
+    return response
+
+
+def test_limiter_adopts_the_limit_klaviyo_reports() -> None:
+    """An account at a fifth of the published 75/s, 750/min: the limiter paces at 15/s and 150/min."""
+    from tap_klaviyo.pacing import respect_quota_headers
+
+    clock = FakeClock()
+    limiter = Limiter("GET /api/profiles", burst=75, steady=750, clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+    respect_quota_headers(quota_response("150", "149", "59"), limiter, sent_at=0.0)
+    assert (limiter.burst, limiter.steady) == (15, 150)
+    times = [0.0, *acquired_times(limiter, clock, 299)]
+    for i, t in enumerate(times):
+        assert len([u for u in times[: i + 1] if u > t - BURST_WINDOW_S + 1e-9]) <= 15
+        assert len([u for u in times[: i + 1] if u > t - STEADY_WINDOW_S + 1e-9]) <= 150
+    assert times[149] < 10 * BURST_WINDOW_S  # the first 150 go at the learned burst, not one a second
+    assert STEADY_WINDOW_S <= times[150] < STEADY_WINDOW_S + 1
+
+
+def test_remaining_caps_the_window_less_what_left_after_the_reporting_request() -> None:
+    """Another app spent most of the minute: 5 left, and 2 of ours left after the request that was told."""
+    from tap_klaviyo.pacing import respect_quota_headers
+
+    clock = FakeClock()
+    limiter = Limiter("GET /api/lists", burst=75, steady=750, clock=clock, sleep=clock.sleep)
+    limiter.acquire()  # the request the headers answer, sent at 0.0
+    clock.sleep(0.1)
+    acquired_times(limiter, clock, 2)  # in flight when the answer came
+    respect_quota_headers(quota_response("750", "5", "20"), limiter, sent_at=0.0)
+    assert (limiter.burst, limiter.steady) == (75, 750)
+    times = acquired_times(limiter, clock, 4)
+    assert times[:3] == [0.1, 0.1, 0.1]  # 5 - 2 = 3 more fit the window
+    assert times[3] >= 20.1  # the fourth waits for the window to reset
+    # An answer about the next window replaces the spent one.
+    respect_quota_headers(quota_response("750", "700", "1"), limiter, sent_at=times[3])
+    assert acquired_times(limiter, clock, 1)[0] == times[3]
+
+
+def test_first_response_teaches_the_other_endpoints_the_accounts_ratio() -> None:
+    from tap_klaviyo.clock import Clock
+    from tap_klaviyo.pacing import Pacer, respect_quota_headers
+
+    class Fake(Clock):
+        def __init__(self) -> None:
+            self.at = 0.0
+
+        def monotonic(self) -> float:
+            return self.at
+
+        def sleep(self, seconds: float) -> None:
+            self.at += max(seconds, 0.0)
+
+    pacer = Pacer(clock=Fake())
+    events = pacer.for_request("GET", "/api/events")
+    flows = pacer.for_request("GET", "/api/flows")
+    assert events is not None and flows is not None
+    assert pacer.probe(lambda: None) is True
+    respect_quota_headers(quota_response("700", "699", "30"), events, sent_at=0.0)
+    pacer.probed(events, quota_response("700", "699", "30"))
+    assert pacer.ratio == pytest.approx(0.2)
+    assert pacer.probe(lambda: None) is False  # calibrated: nobody waits any more
+    assert (events.burst, events.steady) == (70, 700)
+    assert (flows.burst, flows.steady) == (1, 12)  # 3/s and 60/min published, a fifth of it
+    later = pacer.for_request("GET", "/api/campaigns")
+    assert later is not None and (later.burst, later.steady) == (2, 30)
+    # The endpoint's own word wins over the guess.
+    respect_quota_headers(quota_response("60", "59", "30"), flows, sent_at=0.0)
+    assert (flows.burst, flows.steady) == (3, 60)
