@@ -334,12 +334,62 @@ class Api:
     ) -> tuple[list[tuple[Any, ...]], list[Rec]]:
         """The records the request's filter keeps, with their sort keys, in ascending order."""
         node = self._effective_filter(op, ctx)
+        if self.frozen and field:
+            return self._slice(op, ctx, recs, dynamic, field, node)
         if node is not None:
             recs = [r for r in recs if evaluate(node, lambda name, r=r: field_values(r, name, dynamic))]  # type: ignore[misc]
+        if not field:
+            keyed = sorted(((rec.id,), rec) for rec in recs)
+            return [k for k, _ in keyed], [r for _, r in keyed]
+        return self._sorted(recs, dynamic, field)
 
+    def _slice(
+        self,
+        op: Operation,
+        ctx: RequestContext,
+        recs: list[Rec],
+        dynamic: Mapping[str, Callable[[Rec], Any]],
+        field: str,
+        node: Node | None,
+    ) -> tuple[list[tuple[Any, ...]], list[Rec]]:
+        """Frozen accounts: the collection sorted once; range conditions on the sort field found by bisection,
+        the rest of the filter tested on that slice only (a time window no longer scans the whole account)."""
+        whole_key = (ctx.path, "", field, False)
+        whole = self._ordered.get(whole_key)
+        if whole is None:
+            whole = self._sorted(recs, dynamic, field)
+            self._ordered[whole_key] = whole
+        keys, ordered = whole
+        lo, hi = 0, len(keys)
+        top = (
+            [node]
+            if isinstance(node, Condition)
+            else list(node.args)
+            if isinstance(node, BoolOp) and node.op == "and"
+            else []
+        )
+        for cond in top:
+            if not isinstance(cond, Condition) or cond.field != field:
+                continue
+            bound = _sortable(cond.value) if not isinstance(cond.value, datetime) else dt_micros(cond.value)
+            if cond.op == "greater-or-equal":
+                lo = max(lo, bisect.bisect_left(keys, (1, bound)))
+            elif cond.op == "greater-than":
+                lo = max(lo, bisect.bisect_right(keys, (1, bound, "\uffff")))
+            elif cond.op == "less-than":
+                hi = min(hi, bisect.bisect_left(keys, (1, bound)))
+            elif cond.op == "less-or-equal":
+                hi = min(hi, bisect.bisect_right(keys, (1, bound, "\uffff")))
+        picked = range(lo, max(lo, hi))
+        if node is not None:
+            picked = [i for i in picked if evaluate(node, lambda name, r=ordered[i]: field_values(r, name, dynamic))]  # type: ignore[assignment,misc]
+        return [keys[i] for i in picked], [ordered[i] for i in picked]
+
+    @staticmethod
+    def _sorted(
+        recs: list[Rec], dynamic: Mapping[str, Callable[[Rec], Any]], field: str
+    ) -> tuple[list[tuple[Any, ...]], list[Rec]]:
         def key(rec: Rec) -> tuple[Any, ...]:
-            if not field:
-                return (rec.id,)
             values = field_values(rec, field, dynamic)
             value = values[0] if values else None
             return (0, 0, rec.id) if value is None else (1, _sortable(value), rec.id)
