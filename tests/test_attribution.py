@@ -143,7 +143,10 @@ def test_windows_in_parallel_emit_what_one_cursor_does(
     assert concurrent.records["event_attribution"] == sequential.records["event_attribution"], "order kept"
 
 
-@pytest.mark.parametrize("fields", [{}, {"fields[metric]": "name"}], ids=["fast path", "generic renderer"])
+ALL_EVENT_FIELDS = {"fields[event]": "timestamp,event_properties,datetime,uuid"}
+
+
+@pytest.mark.parametrize("fields", [{}, ALL_EVENT_FIELDS], ids=["fast path", "generic renderer"])
 def test_the_emulator_serves_attributions_as_the_spec_says(emulator: Emulator, fields: dict[str, str]) -> None:
     """Both of the emulator's event renderers link each event to its attributions and include them."""
     headers = {"Authorization": f"Klaviyo-API-Key {DEMO_API_KEY}", "revision": "2026-07-15"}
@@ -173,3 +176,22 @@ def test_the_emulator_serves_attributions_as_the_spec_says(emulator: Emulator, f
         assert touch.rels["profile"] == conversion.rels["profile"]
         assert touch.attrs["datetime"] < conversion.attrs["datetime"]
         assert touch.attrs["event_properties"]["$message"] in (links.get("campaign-message"), links.get("flow-message"))
+
+
+def test_the_emulator_renders_event_pages_alike_on_both_paths(emulator: Emulator) -> None:
+    """The hand-built event JSON (what a sync gets: `fields[metric]` keeps it) equals the generic renderer's."""
+    headers = {"Authorization": f"Klaviyo-API-Key {DEMO_API_KEY}", "revision": "2026-07-15"}
+    params = {"page[size]": "200", "include": "attributions,metric", "fields[metric]": "name", "sort": "datetime"}
+    fast = requests.get(f"{emulator.base_url}/api/events", params=params, headers=headers, timeout=10)
+    generic = requests.get(
+        f"{emulator.base_url}/api/events", params={**params, **ALL_EVENT_FIELDS}, headers=headers, timeout=10
+    )
+    assert fast.status_code == generic.status_code == 200
+    fast_body, generic_body = fast.json(), generic.json()
+    assert len(fast_body["data"]) == 200
+    assert fast_body["data"] == generic_body["data"]
+
+    def by_key(included: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+        return {(r["type"], r["id"]): r for r in included}
+
+    assert by_key(fast_body["included"]) == by_key(generic_body["included"])  # JSON:API leaves the order open
