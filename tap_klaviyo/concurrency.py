@@ -35,22 +35,51 @@ def size_of(item: Any) -> int:
 
 
 class Job(Generic[T]):
-    """One sequential producer (e.g. the pages of one window) running on its own thread."""
+    """One sequential producer (e.g. the pages of one window) running on its own thread. It holds at most
+    `buffer` results in memory; with `spill`, the rest go to disk (`spill` returns None when it cannot)."""
 
-    def __init__(self, produce: Callable[[], Iterable[T]], buffer: int = 4) -> None:
+    def __init__(
+        self,
+        produce: Callable[[], Iterable[T]],
+        buffer: int = 4,
+        spill: Callable[[T], T | None] | None = None,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
         self._produce = produce
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=buffer)
+        self._buffer = buffer
+        self._spill = spill
+        self._on_done = on_done
+        self.done = False
+        self._queue: queue.SimpleQueue[tuple[object, bool]] = queue.SimpleQueue()
+        self._held = 0  # results in memory not taken yet
+        self._waiting = 0  # results not taken yet, in memory or on disk
+        self._cond = threading.Condition()
         self._cancelled = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _put(self, item: object) -> bool:
+    def _put(self, item: object, spillable: bool = True) -> bool:
+        if not spillable:  # the end, or a failure: never held back
+            with self._cond:
+                self._waiting += 1
+                self._queue.put((item, False))
+            return True
         while not self._cancelled.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
+            with self._cond:
+                if self._held < self._buffer:
+                    self._held += 1
+                    self._waiting += 1
+                    self._queue.put((item, True))
+                    return True
+            spilled = self._spill(item) if self._spill is not None else None  # type: ignore[arg-type]
+            if spilled is not None:
+                with self._cond:
+                    self._waiting += 1
+                    self._queue.put((spilled, False))
                 return True
-            except queue.Full:
-                continue
+            with self._cond:
+                if self._held >= self._buffer:
+                    self._cond.wait(0.2)
         return False
 
     def _run(self) -> None:
@@ -58,13 +87,22 @@ class Job(Generic[T]):
             for item in self._produce():
                 if not self._put(item):
                     return
-            self._put(_DONE)
+            self._put(_DONE, spillable=False)
         except BaseException as exc:  # handed to the consumer, which re-raises it in order
-            self._put(_Failure(exc))
+            self._put(_Failure(exc), spillable=False)
+        finally:
+            self.done = True
+            if self._on_done is not None and not self._cancelled.is_set():
+                self._on_done()
 
     def results(self) -> Iterator[T]:
         while True:
-            item = self._queue.get()
+            item, in_memory = self._queue.get()
+            with self._cond:
+                self._waiting -= 1
+                if in_memory:
+                    self._held -= 1
+                    self._cond.notify_all()
             if item is _DONE:
                 return
             if isinstance(item, _Failure):
@@ -76,15 +114,24 @@ class Job(Generic[T]):
 
     def waiting(self) -> int:
         """Results produced and not taken yet."""
-        return self._queue.qsize()
+        return self._waiting
 
 
-def ordered(producers: Iterable[Callable[[], Iterable[T]]], ahead: int, buffer: int = 4, ready: int = 2) -> Iterator[T]:
-    """Everything the producers yield, producer by producer, with up to `ahead` of them running at once.
+def ordered(
+    producers: Iterable[Callable[[], Iterable[T]]],
+    ahead: int,
+    buffer: int = 4,
+    ready: int = 2,
+    spill: Callable[[T], T | None] | None = None,
+) -> Iterator[T]:
+    """Everything the producers yield, producer by producer, with up to `ahead` of them running at once; each
+    holds `buffer` results in memory, and with `spill` puts the rest on disk rather than wait for the consumer.
 
     A new producer starts only while fewer than `ready` results wait for the consumer: when fetching is
     faster than emitting (low latency) fewer threads run, which costs less CPU than more of them contending
-    for the GIL; when it is slower (high latency) all `ahead` run.
+    for the GIL; when it is slower (high latency) all `ahead` run. With `spill`, fetching ahead is the point
+    (requests are dear, disk is cheap): a producer that is done no longer counts, and the next one starts at
+    once, whatever waits.
     """
     if ahead <= 1:
         for produce in producers:
@@ -92,13 +139,19 @@ def ordered(producers: Iterable[Callable[[], Iterable[T]]], ahead: int, buffer: 
         return
     pending = iter(producers)
     running: deque[Job[T]] = deque()
+    lock = threading.RLock()
 
     def top_up() -> None:
-        while len(running) < ahead and (not running or sum(job.waiting() for job in running) < ready):
-            produce = next(pending, None)
-            if produce is None:
-                return
-            running.append(Job(produce, buffer))
+        with lock:
+            while True:
+                if spill is None:
+                    busy = len(running) >= ahead or (bool(running) and sum(j.waiting() for j in running) >= ready)
+                else:
+                    busy = sum(1 for j in running if not j.done) >= ahead
+                produce = None if busy else next(pending, None)
+                if produce is None:
+                    return
+                running.append(Job(produce, buffer, spill, on_done=top_up if spill is not None else None))
 
     top_up()
     try:
@@ -106,11 +159,14 @@ def ordered(producers: Iterable[Callable[[], Iterable[T]]], ahead: int, buffer: 
             for item in running[0].results():
                 yield item
                 top_up()
-            running.popleft()
+            with lock:
+                running.popleft()
             top_up()
     finally:
-        for job in running:
-            job.cancel()
+        with lock:
+            pending = iter(())
+            for job in running:
+                job.cancel()
 
 
 class Budget:
@@ -137,16 +193,24 @@ class Budget:
 
 
 class _PrefetchJob(Generic[T]):
-    """A prefetch job: an unbounded queue whose producer pauses while the run's budget is spent, or, once
-    claimed, while `buffer` pages wait for the main thread."""
+    """A prefetch job: an unbounded queue whose producer pauses while the run's budget is spent (with `spill`,
+    it puts pages on disk instead, and pauses only when it cannot), or, once claimed, while `buffer` pages
+    wait for the main thread."""
 
     def __init__(
-        self, produce: Callable[[], Iterable[T]], budget: Budget, buffer: int, on_done: Callable[[], None]
+        self,
+        produce: Callable[[], Iterable[T]],
+        budget: Budget,
+        buffer: int,
+        on_done: Callable[[], None],
+        spill: Callable[[T], T | None] | None = None,
     ) -> None:
         self._produce = produce
         self._budget = budget
         self._buffer = buffer
         self._on_done = on_done
+        self._spill = spill
+        self._spilling = spill is not None
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._queued = 0
         self.claimed = False
@@ -160,12 +224,24 @@ class _PrefetchJob(Generic[T]):
             return True
         if self.claimed:
             return self._queued < self._buffer
-        return self._budget.used < self._budget.limit
+        return self._spilling or self._budget.used < self._budget.limit
+
+    def _to_disk(self, item: T) -> T:
+        """Past the budget, before its turn: the page goes on disk (a page already there stays as it is)."""
+        if not self._spilling or self.claimed or not size_of(item) or self._budget.used < self._budget.limit:
+            return item
+        assert self._spill is not None
+        spilled = self._spill(item)
+        if spilled is None:
+            self._spilling = False  # full or refused: pause as without a spool
+            return item
+        return spilled
 
     def _run(self) -> None:
         cond = self._budget.cond
         try:
-            for item in self._produce():
+            for produced in self._produce():
+                item = self._to_disk(produced)
                 size = size_of(item)
                 with cond:
                     if self.cancelled:
@@ -217,15 +293,22 @@ class Prefetch(Generic[T]):
 
     At most `ahead` jobs run at once; a job that finished before it was claimed keeps its pages but no
     longer counts, so small children are all fetched while the main thread is still on a big one. What
-    unclaimed jobs hold is bounded by the run's `budget`. Keys wait their turn in announcement order; a key
-    claimed before its turn starts at once. Thread-safe: workers announce the children of the pages they
-    fetch.
+    unclaimed jobs hold in memory is bounded by the run's `budget` (past it, `spill` puts pages on disk). Keys
+    wait their turn in announcement order; a key claimed before its turn starts at once. Thread-safe: workers
+    announce the children of the pages they fetch.
     """
 
-    def __init__(self, ahead: int, buffer: int = 4, budget: Budget | None = None) -> None:
+    def __init__(
+        self,
+        ahead: int,
+        buffer: int = 4,
+        budget: Budget | None = None,
+        spill: Callable[[T], T | None] | None = None,
+    ) -> None:
         self._ahead = ahead
         self._buffer = buffer
         self._budget = budget or Budget()
+        self._spill = spill
         self._jobs: dict[Hashable, _PrefetchJob[T]] = {}
         self._waiting: deque[tuple[Hashable, Callable[[], Iterable[T]]]] = deque()
         self._waiting_keys: set[Hashable] = set()
@@ -244,7 +327,7 @@ class Prefetch(Generic[T]):
             return key in self._jobs or key in self._waiting_keys
 
     def _start(self, key: Hashable, produce: Callable[[], Iterable[T]]) -> _PrefetchJob[T]:
-        job = _PrefetchJob(produce, self._budget, self._buffer, self._start_waiting)
+        job = _PrefetchJob(produce, self._budget, self._buffer, self._start_waiting, self._spill)
         self._jobs[key] = job
         return job
 

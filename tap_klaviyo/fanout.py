@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 
 from tap_klaviyo.concurrency import Prefetch, in_chunks
-from tap_klaviyo.windows import windowed_records
+from tap_klaviyo.spool import Page
+from tap_klaviyo.windows import windowed_pages, windowed_records
 
 if TYPE_CHECKING:
     from tap_klaviyo.client import KlaviyoStream
@@ -45,7 +46,9 @@ class Fanout:
         self.stream = stream
         # Backfills fill their own share of the budget: a spent one never holds back a slow stream's requests.
         budget = stream.run.backfill_budget if self.big else stream.run.budget
-        self.prefetch: Prefetch[list[dict[str, Any]]] = Prefetch(stream.concurrency, budget=budget)
+        # Past their budget, backfills put pages on disk: their endpoint's steady window keeps being used.
+        spill = stream.run.spool.spill if self.big else None
+        self.prefetch: Prefetch[Page] = Prefetch(stream.concurrency, budget=budget, spill=spill)
         self.announced = False
         #: child stream name -> parent id -> rows (sideloaded resources, or rows derived from the record).
         self.buffered: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -70,9 +73,14 @@ class Fanout:
     def read(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
         """The SDK's request path for a context (windows in parallel for windowed streams)."""
         stream = self.stream
-        if stream.windowed and stream.concurrency > 1 and stream.replication_key:
+        if self.windows:
             return windowed_records(stream, context)
         return stream.request_records(dict(context) if context is not None else None)
+
+    @property
+    def windows(self) -> bool:
+        stream = self.stream
+        return stream.windowed and stream.concurrency > 1 and bool(stream.replication_key)
 
     # -- fetching ahead -----------------------------------------------------------------------------------
 
@@ -91,11 +99,12 @@ class Fanout:
             size = stream.endpoint.max_page_size or 100
             self.prefetch.announce(key, partial(self.fetch_ahead, job_context, size))
 
-    def fetch_ahead(self, context: dict[str, Any] | None, size: int) -> Iterator[list[dict[str, Any]]]:
+    def fetch_ahead(self, context: dict[str, Any] | None, size: int) -> Iterator[Page]:
         """A worker's job; an error that will end the run ends it now, not when the main thread gets here."""
+        pages = windowed_pages(self.stream, context) if self.windows else in_chunks(self.read(context), size)
         try:
-            for chunk in in_chunks(self.read(context), size):
-                yield Chunk(chunk)
+            for page in pages:
+                yield Chunk(page) if isinstance(page, list) else page
         except Exception as exc:
             if not self.stream.tolerates(exc):
                 self.stream.run.abort(exc)

@@ -24,6 +24,7 @@ from tap_klaviyo.concurrency import Budget
 from tap_klaviyo.pacing import PacedAdapter, Pacer
 from tap_klaviyo.progress import Reporter, Stopwatch, lean_garbage_collection
 from tap_klaviyo.settings import SECRET_SETTINGS, parse_date_setting
+from tap_klaviyo.spool import Spool
 from tap_klaviyo.token_store import RefreshTokenStore
 
 
@@ -55,6 +56,7 @@ class KlaviyoRun:
         self.pacer = Pacer(clock=self.clock)
         self.budget = Budget()
         self.backfill_budget = Budget()  # issue 12 (learnpace): big streams fetched ahead (fanout.Fanout.big)
+        self.spool = Spool()  # pages fetched ahead past the budgets
         self.bookmarks = BookmarkGuard(self.started_iso)
         self.stopwatch = Stopwatch()
         concurrency = max(1, int(config.get("max_concurrency") or 8))
@@ -111,6 +113,7 @@ class KlaviyoRun:
         for stream in self.streams:
             stream.fanout.close()
         self.abort(RunEnded("the sync has ended"))  # workers still fetching for nobody stop at their next request
+        self.spool.close()
         if self.reporter is not None:
             self.reporter.stop()
             self.reporter.summary()

@@ -1,8 +1,15 @@
 """Time windows: a big incremental range read by several cursors at once, records handed back in order.
 
 A Klaviyo cursor cannot be parallelised, but a time range can be cut. The first page (read here) shows how
-dense the range is; the rest is cut into windows of about `PAGES_PER_WINDOW` pages, each read by the SDK's
-request path on a worker, drained strictly in order so the bookmark only moves forward and memory stays flat.
+dense the range is; the rest is cut into windows, each read by the SDK's request path on a worker, drained
+strictly in order so the bookmark only moves forward and memory stays flat.
+
+Each window ends on a part-filled page, so every cut costs about half a request. Where requests are cheap
+(the range needs less than half of the endpoint's steady minute) windows are short, about `PAGES_PER_WINDOW`
+pages, so the window being written never waits on a long chain of pages. Where they are dear (profiles: a
+large account's range is more than a minute of the endpoint's limit) there are only `LONG_WINDOWS_PER_WORKER`
+per worker, and the windows read ahead of the one being written put their pages on the run's spool (disk)
+instead of pausing, so every worker keeps fetching.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from tap_klaviyo.concurrency import in_chunks, ordered
 from tap_klaviyo.query import WINDOW_END, WINDOW_START
 from tap_klaviyo.records import utc_iso
+from tap_klaviyo.spool import Page
 
 if TYPE_CHECKING:
     from tap_klaviyo.client import KlaviyoStream
@@ -23,22 +31,49 @@ if TYPE_CHECKING:
 #: Time windows of a windowed stream: sized for about this many pages each, and at most this many.
 PAGES_PER_WINDOW = 2
 MAX_WINDOWS = 2000
+#: Windows per worker where requests are dear (each cut costs a request against a tight steady limit).
+LONG_WINDOWS_PER_WORKER = 2
 
 
-def window_count(first_page: list[dict[str, Any]], key: str, lower: datetime, stop: datetime, concurrency: int) -> int:
-    """About `PAGES_PER_WINDOW` pages a window, from the first page's density: small ranges stay one cursor,
-    big ones fan out into short windows, so the window being emitted is never a long chain of pages while
-    the ones after it wait with a page each."""
+def window_plan(
+    first_page: list[dict[str, Any]],
+    key: str,
+    lower: datetime,
+    stop: datetime,
+    *,
+    concurrency: int,
+    steady: int | None = None,
+) -> tuple[int, bool]:
+    """How many windows to cut the rest of the range into, from the first page's density, and whether they
+    are long: about `PAGES_PER_WINDOW` pages each while the range needs less than half of one of the
+    endpoint's `steady` minutes (densities vary: the estimate is rough), else `LONG_WINDOWS_PER_WORKER` per
+    worker."""
     oldest = first_page[0].get(key)
     covered = (lower - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0.0
     if covered <= 0:
-        return concurrency * 2
+        return concurrency * 2, False
     expected_pages = max((stop - lower).total_seconds(), 0.0) / covered
-    return max(1, min(MAX_WINDOWS, math.ceil(expected_pages / PAGES_PER_WINDOW)))
+    short = max(1, min(MAX_WINDOWS, math.ceil(expected_pages / PAGES_PER_WINDOW)))
+    if steady is None or expected_pages + short / 2 <= steady / 2:
+        return short, False
+    long = concurrency * LONG_WINDOWS_PER_WORKER
+    return (long, True) if long < short else (short, False)
+
+
+def steady_limit(stream: KlaviyoStream) -> int:
+    """The endpoint's steady limit per minute for this account, as far as the run knows yet."""
+    ratio = stream.run.pacer.ratio or 1.0
+    return max(1, int(stream.endpoint.rate[1] * ratio))
 
 
 def windowed_records(stream: KlaviyoStream, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
-    """The first page through one cursor, then the rest of the range in parallel windows."""
+    """The range's records, in order (pages on disk are read back here)."""
+    for page in windowed_pages(stream, context):
+        yield from page
+
+
+def windowed_pages(stream: KlaviyoStream, context: Mapping[str, Any] | None) -> Iterator[Page]:
+    """The first page through one cursor, then the rest of the range in parallel windows, page by page."""
     key = str(stream.replication_key)
     first_context = stream.with_bounds(context)
     pages = _generator(stream.request_records(first_context))
@@ -48,19 +83,19 @@ def windowed_records(stream: KlaviyoStream, context: Mapping[str, Any] | None) -
     count, has_next = stream.page_info()
     first_page = [first, *(next(pages) for _ in range(count - 1))]
     if not has_next:
-        yield from first_page
-        yield from pages  # nothing left to request: the SDK's loop ends
+        yield first_page
+        yield from in_chunks(pages, len(first_page))  # nothing left to request: the SDK's loop ends
         return
     pages.close()  # the next page is read by the windows instead
     last = first_page[-1].get(key)
     if not isinstance(last, str):
         # No replication value to cut at: read on with one cursor from the start (re-reads the first page).
-        yield from stream.request_records(first_context)
+        yield from in_chunks(stream.request_records(first_context), len(first_page))
         return
     lower = datetime.fromisoformat(last)
     run = stream.run
     stop = min(run.started, run.end_date or run.started)
-    count = window_count(first_page, key, lower, stop, stream.concurrency)
+    count, long = window_plan(first_page, key, lower, stop, concurrency=stream.concurrency, steady=steady_limit(stream))
     if count > 1 and stop - lower > timedelta(minutes=count):
         step = (stop - lower) / count
         edges: list[datetime | None] = [lower + step * i for i in range(count)]
@@ -69,10 +104,10 @@ def windowed_records(stream: KlaviyoStream, context: Mapping[str, Any] | None) -
     oldest = first_page[0].get(key)
     stream.stats.range = (datetime.fromisoformat(oldest) if oldest else lower, stop)
     seen_at_last = {r.get("id") for r in first_page if r.get(key) == last}
-    yield from first_page
+    yield first_page
     base = {k: v for k, v in (context or {}).items() if k not in (WINDOW_START, WINDOW_END)}
     bounds = list(zip(edges, [*edges[1:], None], strict=True))
-    producers: list[Callable[[], Iterable[list[dict[str, Any]]]]] = [
+    producers: list[Callable[[], Iterable[Page]]] = [
         partial(
             window_pages,
             stream,
@@ -81,10 +116,11 @@ def windowed_records(stream: KlaviyoStream, context: Mapping[str, Any] | None) -
         )
         for i, (lo, hi) in enumerate(bounds)
     ]
-    # One page buffered per window: memory stays the same whatever the size of the range.
-    for chunk in ordered(producers, ahead=stream.concurrency, buffer=1):
+    # One page in memory per window; long windows put the rest on disk rather than stop fetching.
+    spill = run.spool.spill if long else None
+    for chunk in ordered(producers, ahead=stream.concurrency, buffer=1, spill=spill):
         run.check_aborted()
-        yield from chunk
+        yield chunk
 
 
 def _generator(records: Iterable[dict[str, Any]]) -> Generator[dict[str, Any], None, None]:
@@ -93,7 +129,7 @@ def _generator(records: Iterable[dict[str, Any]]) -> Generator[dict[str, Any], N
     return records
 
 
-def window_pages(stream: KlaviyoStream, context: dict[str, Any], already: set[Any]) -> Iterator[list[dict[str, Any]]]:
+def window_pages(stream: KlaviyoStream, context: dict[str, Any], already: set[Any]) -> Iterator[Page]:
     """One window's records a page at a time (on a worker), less what falls below it (a strict filter steps
     back a second) and the records tied with the first page's last value that the first page already had."""
     key = str(stream.replication_key)

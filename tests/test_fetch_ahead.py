@@ -33,21 +33,34 @@ def wait_for(condition: Any, seconds: float = 20.0) -> bool:
     return False
 
 
+def profile_pages(emu: Emulator) -> int:
+    """Requests a profile sync from the start of time needs (page size 100)."""
+    return -(-len(emu.account.expected_ids("profile")) // 100)
+
+
+@pytest.mark.parametrize("spool", [True, False], ids=["spooled to disk", "no spool: paused"])
 def test_profiles_and_memberships_are_fetched_while_events_are_emitted_within_the_budget(
-    fresh_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+    fresh_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, spool: bool
 ) -> None:
     emu = fresh_emulator
     config = config_for(emu, max_concurrency=8)
     seen: dict[str, Any] = {}
     original = EventStream.post_process
+    pages = profile_pages(emu)
+    assert pages >= 2
 
     def first_event(self: EventStream, row: dict[str, Any], context: Any = None) -> dict[str, Any] | None:
         if not seen:
             # The SDK syncs `event` first; the profile and membership backfills have started meanwhile ...
             seen["profiles started"] = wait_for(lambda: requests_to(emu, "/api/profiles") >= 1)
             seen["members started"] = wait_for(lambda: requests_to(emu, "/api/lists/{id}/profiles") >= 1)
-            # ... and stop once the budget is spent (a page each here): an unbounded prefetch would go on.
-            time.sleep(0.5)
+            if spool:
+                # ... and past the budget their pages go to disk: every profile page arrives before any event
+                # is written.
+                seen["all profiles"] = wait_for(lambda: requests_to(emu, "/api/profiles") >= pages)
+            else:
+                # ... and stop once the budget is spent (a page each here): an unbounded prefetch would go on.
+                time.sleep(0.5)
             seen["profile requests"] = requests_to(emu, "/api/profiles")
         return original(self, row, context)
 
@@ -57,10 +70,19 @@ def test_profiles_and_memberships_are_fetched_while_events_are_emitted_within_th
     with redirect_stdout(out), redirect_stderr(err):
         tap = TapKlaviyo(config=config, catalog=select_only(config, STREAMS))
         tap.run.backfill_budget.limit = 1  # any page spends it
+        if not spool:
+            tap.run.spool.limit = 0
+        run_spool = tap.run.spool
         tap.sync_all()
     out.seek(0)
     result = SyncResult.parse(out.read(), err.getvalue())
     assert seen["profiles started"] and seen["members started"]
-    assert seen["profile requests"] == 1  # the first page, then paused until the SDK reached profiles
+    if spool:
+        assert seen["all profiles"], seen
+        assert run_spool.pages >= pages - 1  # all but the page the budget took
+        assert run_spool.closed  # the run's end removes the file
+    else:
+        assert seen["profile requests"] == 1  # the first page, then paused until the SDK reached profiles
+        assert run_spool.pages == 0
     missing = missing_records(emu.account, result.records)
     assert {stream: n for stream, n in missing.items() if stream in STREAMS} == {}

@@ -1,0 +1,105 @@
+"""Where requests are dear, a windowed backfill is cut into few long windows, and the windows read ahead of
+the one being written put their pages on disk rather than stop: fewer requests, the same records, in order."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tap_klaviyo import windows
+from tap_klaviyo.spool import Spool
+from tap_klaviyo.streams.events import EventStream
+from tests.conftest import config_for
+from tests.emulator import Emulator, EmulatorConfig
+from tests.harness import SyncResult, run_tap, select_only
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Emulator]:
+    """20,003 events: 21 pages of 1,000."""
+    with Emulator(EmulatorConfig(size="demo", rate_limit_scale=0.0)) as emu:
+        yield emu
+
+
+def event_requests(emu: Emulator) -> int:
+    return sum(1 for entry in emu.requests.snapshot() if entry.template == "/api/events")
+
+
+def sync_events(emu: Emulator, **settings: Any) -> tuple[SyncResult, int]:
+    emu.clear_log()
+    config = config_for(emu, **settings)
+    result = run_tap(config, catalog=select_only(config, {"event"}))
+    return result, event_requests(emu)
+
+
+@pytest.fixture(scope="module")
+def one_cursor(demo: Emulator) -> tuple[SyncResult, int]:
+    return sync_events(demo, max_concurrency=1)
+
+
+def test_dear_requests_get_few_long_windows_whose_read_ahead_pages_go_to_disk(
+    demo: Emulator, one_cursor: tuple[SyncResult, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Short windows would be a tenth of a page (hundreds of cuts); the endpoint allows 10 requests a minute.
+    monkeypatch.setattr(windows, "PAGES_PER_WINDOW", 0.1)
+    monkeypatch.setattr(windows, "steady_limit", lambda stream: 10)
+    spools: list[Spool] = []
+    original = EventStream.post_process
+    requests_before_first_record: list[int] = []
+
+    def slow_writer(self: EventStream, row: dict[str, Any], context: Any = None) -> dict[str, Any] | None:
+        if not requests_before_first_record:
+            spools.append(self.run.spool)
+            # The main thread is busy with the first page while the workers fetch every window ahead of it.
+            deadline = time.monotonic() + 20
+            while event_requests(demo) < one_cursor[1] and time.monotonic() < deadline:
+                time.sleep(0.02)
+            requests_before_first_record.append(event_requests(demo))
+        return original(self, row, context)
+
+    monkeypatch.setattr(EventStream, "post_process", slow_writer)
+    result, sent = sync_events(demo, max_concurrency=4)
+    sequential, sequential_sent = one_cursor
+    # 2 long windows per worker: at most one part-filled page each on top of the one cursor's requests.
+    assert sequential_sent < sent <= sequential_sent + 2 * 4
+    assert requests_before_first_record[0] >= sequential_sent, "the windows stopped fetching"
+    assert spools[0].pages > 0, "nothing was put on disk"
+    assert spools[0].closed
+    assert [r["id"] for r in result.records["event"]] == [r["id"] for r in sequential.records["event"]]
+    assert result.records["event"] == sequential.records["event"]
+
+
+def test_cheap_requests_keep_short_windows_and_nothing_goes_to_disk(
+    demo: Emulator, one_cursor: tuple[SyncResult, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(windows, "PAGES_PER_WINDOW", 0.5)
+    spools: list[Spool] = []
+    original = EventStream.post_process
+
+    def remember(self: EventStream, row: dict[str, Any], context: Any = None) -> dict[str, Any] | None:
+        if not spools:
+            spools.append(self.run.spool)
+        return original(self, row, context)
+
+    monkeypatch.setattr(EventStream, "post_process", remember)
+    result, sent = sync_events(demo, max_concurrency=4)
+    sequential, sequential_sent = one_cursor
+    assert sent > sequential_sent + 2 * 4, "short windows: many cuts (events are cheap: 3,500 a minute)"
+    assert spools[0].pages == 0
+    assert result.records["event"] == sequential.records["event"]
+
+
+def test_a_full_or_refused_spool_keeps_pages_in_memory(tmp_path: Any) -> None:
+    spool = Spool(limit=1000, directory=str(tmp_path))
+    page = [{"id": str(i), "n": i, "x": None, "f": 1.5, "nested": {"a": [1, "b"]}} for i in range(3)]
+    spilled = spool.put(page)
+    assert spilled is not None and len(spilled) == 3
+    assert list(spilled) == page
+    assert spool.put(page * 100) is None  # past the limit
+    spool.close()
+    assert spool.put(page) is None
+    with pytest.raises(RuntimeError, match="closed"):
+        list(spilled)
