@@ -25,14 +25,12 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 
 from tap_klaviyo.concurrency import Prefetch, in_chunks
+from tap_klaviyo.pacing import TIGHT_STEADY_LIMIT
 from tap_klaviyo.spool import Page
 from tap_klaviyo.windows import windowed_pages, windowed_records
 
 if TYPE_CHECKING:
     from tap_klaviyo.client import KlaviyoStream
-
-#: Endpoints allowing at most this many requests a minute are worth starting before their turn.
-SLOW_STEADY_LIMIT = 150
 
 
 def context_key(context: Mapping[str, Any] | None) -> Hashable:
@@ -129,7 +127,7 @@ class Fanout:
         stream = self.stream
         if stream.method != "get":
             return False
-        if not stream.arrives_with_parent and stream.endpoint.rate[1] <= SLOW_STEADY_LIMIT:
+        if not stream.arrives_with_parent and stream.endpoint.rate[1] <= TIGHT_STEADY_LIMIT:
             return True
         return any(c.fanout.slow for c in self.active_children())
 

@@ -243,6 +243,43 @@ class Pacer:
             return list(self._limiters.values())
 
 
+#: Endpoints allowing at most this many requests a minute are tight: the run's length hangs on their minutes.
+TIGHT_STEADY_LIMIT = 150
+
+
+class Slots:
+    """At most `size` requests on the wire. When one ends, a request to a tight endpoint goes next: a slot a
+    big backfill takes from it costs that endpoint a request its minute never gets back, while the backfill's
+    own endpoint has room to spare."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._used = 0
+        #: Requests waiting for a slot (tight ones first).
+        self.waiting: tuple[int, int] = (0, 0)
+        self._cond = threading.Condition()
+
+    def acquire(self, tight: bool, check_aborted: Callable[[], None]) -> None:
+        with self._cond:
+            self._queue(tight, 1)
+            try:
+                while self._used >= self.size or (not tight and self.waiting[0]):
+                    check_aborted()
+                    self._cond.wait(0.2)
+                self._used += 1
+            finally:
+                self._queue(tight, -1)
+
+    def _queue(self, tight: bool, step: int) -> None:
+        tight_waiting, others = self.waiting
+        self.waiting = (tight_waiting + step, others) if tight else (tight_waiting, others + step)
+
+    def release(self) -> None:
+        with self._cond:
+            self._used -= 1
+            self._cond.notify_all()
+
+
 class PacedAdapter(HTTPAdapter):
     """The session's transport: each request leaves only when a slot is free (at most `max_concurrency` on
     the wire) and its endpoint's limiter counts it at that moment, so requests are paced when they leave, not
@@ -255,7 +292,7 @@ class PacedAdapter(HTTPAdapter):
     def __init__(self, pacer: Pacer, slots: int, check_aborted: Callable[[], None]) -> None:
         super().__init__(pool_connections=4, pool_maxsize=max(32, slots))
         self.pacer = pacer
-        self.slots = threading.BoundedSemaphore(max(1, slots))
+        self.slots = Slots(slots)
         self.check_aborted = check_aborted
 
     def send(  # type: ignore[override]
@@ -281,9 +318,10 @@ class PacedAdapter(HTTPAdapter):
     @contextmanager
     def _slot(self, limiter: Limiter | None) -> Iterator[None]:
         """A free slot, and the limiter's consent; a request the limiter holds back gives its slot up."""
+        tight = limiter is not None and limiter.published[1] <= TIGHT_STEADY_LIMIT
         while True:
             self.check_aborted()
-            self.slots.acquire()
+            self.slots.acquire(tight, self.check_aborted)
             try:
                 wait = limiter.try_acquire() if limiter is not None else 0.0
             except BaseException:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tap_klaviyo.pacing import BURST_WINDOW_S, STEADY_WINDOW_S, DailyLimitReached, Limiter
+from tap_klaviyo.pacing import BURST_WINDOW_S, STEADY_WINDOW_S, DailyLimitReached, Limiter, Slots
 
 
 class FakeClock:
@@ -186,3 +186,68 @@ def test_first_response_teaches_the_other_endpoints_the_accounts_ratio() -> None
     # The endpoint's own word wins over the guess.
     respect_quota_headers(quota_response("60", "59", "30"), flows, sent_at=0.0)
     assert (flows.burst, flows.steady) == (3, 60)
+
+
+def test_a_freed_slot_goes_to_a_request_for_a_tight_endpoint_first() -> None:
+    """A backfill request that queued first still lets a tight endpoint's request (60 a minute) go ahead."""
+    slots = Slots(1)
+    slots.acquire(tight=False, check_aborted=lambda: None)
+    order: list[str] = []
+    waiting = threading.Barrier(3)
+
+    def request(name: str, tight: bool) -> None:
+        waiting.wait()
+        if tight:
+            backfill_queued.wait(10)
+            for _ in range(1000):  # the backfill is in the queue first
+                if slots.waiting[1] == 1:
+                    break
+                threading.Event().wait(0.01)
+        slots.acquire(tight=tight, check_aborted=lambda: None)
+        order.append(name)
+        slots.release()
+
+    backfill_queued = threading.Event()
+    threads = [
+        threading.Thread(target=request, args=("backfill", False)),
+        threading.Thread(target=request, args=("tight", True)),
+    ]
+    for thread in threads:
+        thread.start()
+    waiting.wait()
+    backfill_queued.set()
+    # Both are queued behind the held slot, the backfill first.
+    for _ in range(1000):
+        if slots.waiting == (1, 1):
+            break
+        threading.Event().wait(0.01)
+    assert slots.waiting == (1, 1)
+    slots.release()
+    for thread in threads:
+        thread.join(10)
+    assert order == ["tight", "backfill"]
+
+
+def test_slots_never_let_more_than_their_size_on_the_wire() -> None:
+    slots = Slots(3)
+    on_wire = 0
+    most = 0
+    lock = threading.Lock()
+
+    def request(tight: bool) -> None:
+        nonlocal on_wire, most
+        slots.acquire(tight=tight, check_aborted=lambda: None)
+        with lock:
+            on_wire += 1
+            most = max(most, on_wire)
+        threading.Event().wait(0.005)
+        with lock:
+            on_wire -= 1
+        slots.release()
+
+    threads = [threading.Thread(target=request, args=(i % 3 == 0,)) for i in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert most == 3 and on_wire == 0
