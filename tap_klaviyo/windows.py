@@ -116,9 +116,11 @@ def windowed_pages(stream: KlaviyoStream, context: Mapping[str, Any] | None) -> 
         )
         for i, (lo, hi) in enumerate(bounds)
     ]
-    # One page in memory per window; long windows put the rest on disk rather than stop fetching.
-    spill = run.spool.spill if long else None
-    for chunk in ordered(producers, ahead=stream.concurrency, buffer=1, spill=spill):
+    # One page in memory per window. Long windows put the rest on disk rather than stop fetching, and all of
+    # them start at once (the wire still carries `max_concurrency`): one may hold a burst of updates that only
+    # a cursor can read (thousands of profiles updated in the same second), and it should not start last.
+    spill, ahead = (run.spool.spill, len(producers)) if long else (None, stream.concurrency)
+    for chunk in ordered(producers, ahead=ahead, buffer=1, spill=spill):
         run.check_aborted()
         yield chunk
 
