@@ -36,6 +36,16 @@ from tap_klaviyo.errors import RateLimitExhausted
 # keeps jittered arrivals inside Klaviyo's fixed windows.
 BURST_WINDOW_S = 1.15
 STEADY_WINDOW_S = 61.0
+#: Klaviyo's steady window is fixed: a minute that resets at the moment each response's `RateLimit-Reset`
+#: tells (whole seconds, counted when the request arrived). Once told, the limiter counts requests per such
+#: minute, not per sliding minute, so a new window's requests go when it opens: a minute-bound endpoint
+#: sends its second minute's requests at once, not spread as its first minute's were.
+FIXED_WINDOW_S = 60.0
+#: The next window is entered this long after the reported reset (rounding, clock skew) ...
+RESET_MARGIN_S = 1.0
+#: ... and until a response from the new window says what is left, requests sent this long before it opened
+#: may have arrived in it: they count in both.
+EDGE_S = 2.0
 
 
 class DailyLimitReached(RateLimitExhausted):
@@ -71,6 +81,8 @@ class Limiter:
     told: bool = False
     #: What the server last said is left of its current steady window: (window end, requests left).
     _quota: tuple[float, int] | None = None
+    #: When the server's current steady window ends, once a response has said (None: count a sliding minute).
+    _window_end: float | None = None
 
     def __post_init__(self) -> None:
         if self.published == (0, 0):
@@ -78,16 +90,25 @@ class Limiter:
 
     def _wait_needed(self, now: float) -> float:
         recent = self._recent
-        while recent and recent[0] <= now - STEADY_WINDOW_S:
+        while recent and recent[0] <= now - FIXED_WINDOW_S - EDGE_S - RESET_MARGIN_S:
             recent.popleft()
         wait = self._held_until - now
         if self._quota is not None:
             ends, left = self._quota
-            if now >= ends:
+            if now >= ends + RESET_MARGIN_S:
                 self._quota = None  # a new window: the next response says how much of it is left
             elif left <= 0:
-                wait = max(wait, ends - now)
-        if len(recent) >= self.steady:
+                wait = max(wait, ends + RESET_MARGIN_S - now)
+        if self._window_end is not None:
+            while now >= self._window_end:
+                self._window_end += FIXED_WINDOW_S
+            # Once a response from this window has said what is left (`_quota`), that is the count to trust;
+            # until then, count what was sent since it opened, and near its opening, in both windows.
+            told = self._quota is not None and abs(self._quota[0] + RESET_MARGIN_S - self._window_end) < 30.0
+            opened = self._window_end - FIXED_WINDOW_S - EDGE_S
+            if not told and _count_since(recent, opened) >= self.steady:
+                wait = max(wait, self._window_end - now)
+        elif len(recent) >= self.steady and recent[len(recent) - self.steady] > now - STEADY_WINDOW_S:
             wait = max(wait, recent[len(recent) - self.steady] + STEADY_WINDOW_S - now)
         if len(recent) >= self.burst:
             wait = max(wait, recent[len(recent) - self.burst] + BURST_WINDOW_S - now)
@@ -145,12 +166,23 @@ class Limiter:
                 return
             now = self.clock()
             after = sum(1 for t in self._recent if t > sent_at) if sent_at is not None else 0
-            ends, left = now + min(max(reset, 0.0), STEADY_WINDOW_S), remaining - after
+            ends, left = now + min(max(reset, 0.0), FIXED_WINDOW_S), remaining - after
+            self._learn_window_end(ends + RESET_MARGIN_S)
             known = self._quota
             if known is None or ends > known[0] + 5.0:
                 self._quota = (ends, left)  # the first word on this window (or on a later one)
             elif ends > known[0] - 5.0:
                 self._quota = (min(ends, known[0]), min(left, known[1]))  # the same window: the tighter reading
+
+    def _learn_window_end(self, told: float) -> None:
+        """The steady window's end as this response tells it. Each telling is at or after the true end (the
+        server rounds up, and counted when the request arrived), so the earliest, in minutes' steps, is best."""
+        known = self._window_end
+        if known is None:
+            self._window_end = told
+            return
+        told -= FIXED_WINDOW_S * round((told - known) / FIXED_WINDOW_S)
+        self._window_end = min(known, told)
 
     def assume(self, ratio: float) -> None:
         """The account's limits are `ratio` times the published ones (another endpoint said so); this
@@ -336,6 +368,16 @@ class PacedAdapter(HTTPAdapter):
             yield
         finally:
             self.slots.release()
+
+
+def _count_since(times: deque[float], since: float) -> int:
+    """How many of the (ascending) times are at or after `since`."""
+    count = 0
+    for sent in reversed(times):
+        if sent < since:
+            break
+        count += 1
+    return count
 
 
 def _read_whole(response: Response) -> bytes:

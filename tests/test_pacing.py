@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from tap_klaviyo.pacing import BURST_WINDOW_S, STEADY_WINDOW_S, DailyLimitReached, Limiter, Slots
+from tap_klaviyo.pacing import (
+    BURST_WINDOW_S,
+    EDGE_S,
+    FIXED_WINDOW_S,
+    RESET_MARGIN_S,
+    STEADY_WINDOW_S,
+    DailyLimitReached,
+    Limiter,
+    Slots,
+)
 
 
 class FakeClock:
@@ -132,9 +141,30 @@ def test_limiter_adopts_the_limit_klaviyo_reports() -> None:
     times = [0.0, *acquired_times(limiter, clock, 299)]
     for i, t in enumerate(times):
         assert len([u for u in times[: i + 1] if u > t - BURST_WINDOW_S + 1e-9]) <= 15
-        assert len([u for u in times[: i + 1] if u > t - STEADY_WINDOW_S + 1e-9]) <= 150
+    # Klaviyo's minute is fixed and ends when the response said (59 s): 150 in it, 150 in the next.
+    window_end = 59 + RESET_MARGIN_S
+    assert len([u for u in times if u < window_end]) == 150
+    assert len([u for u in times if window_end - EDGE_S <= u < window_end + FIXED_WINDOW_S]) <= 150
     assert times[149] < 10 * BURST_WINDOW_S  # the first 150 go at the learned burst, not one a second
-    assert STEADY_WINDOW_S <= times[150] < STEADY_WINDOW_S + 1
+    assert times[150] == pytest.approx(window_end)  # the next window's go when it opens
+    assert times[299] < window_end + 10 * BURST_WINDOW_S
+
+
+def test_a_new_fixed_window_opens_at_once_where_a_sliding_minute_would_wait() -> None:
+    """60 a minute, spent in the first 20 s of the run; the server says its window ends at 40 s."""
+    from tap_klaviyo.pacing import respect_quota_headers
+
+    clock = FakeClock()
+    limiter = Limiter("GET /api/flow-actions/{id}/flow-messages", burst=3, steady=60, clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+    respect_quota_headers(quota_response("60", "59", "40"), limiter, sent_at=0.0)
+    times = [0.0, *acquired_times(limiter, clock, 119)]
+    assert times[59] < 25.0
+    assert 40.0 < times[60] <= 40.0 + RESET_MARGIN_S + 0.01  # a sliding minute would wait until 61 s
+    assert times[119] < 70.0
+    # Never more than 60 in one of the server's windows (ending at 40 s, 100 s, ...), edges counted twice.
+    for start in (-20.0, 40.0):
+        assert len([u for u in times if start - EDGE_S <= u < start + FIXED_WINDOW_S]) <= 60
 
 
 def test_remaining_caps_the_window_less_what_left_after_the_reporting_request() -> None:
@@ -251,3 +281,23 @@ def test_slots_never_let_more_than_their_size_on_the_wire() -> None:
     for thread in threads:
         thread.join(10)
     assert most == 3 and on_wire == 0
+
+
+def test_a_new_windows_first_answer_replaces_the_count_near_its_opening() -> None:
+    """Requests sent just before a window opened may count in it; the new window's first answer says."""
+    from tap_klaviyo.pacing import respect_quota_headers
+
+    clock = FakeClock()
+    limiter = Limiter("GET /api/lists", burst=100, steady=10, clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+    respect_quota_headers(quota_response("10", "9", "5"), limiter, sent_at=0.0)  # the window ends at 5 s
+    clock.sleep(5.5)
+    assert acquired_times(limiter, clock, 9) == [5.5] * 9  # the window's last 9, just before it ends
+    opened = acquired_times(limiter, clock, 1)[0]
+    assert opened == pytest.approx(5 + RESET_MARGIN_S)
+    # Until told, the 9 sent at 5.5 s count in the new window too: one more would wait a whole minute ...
+    assert limiter.try_acquire() > 50
+    # ... but the server counted only this window's first request: 9 are left.
+    respect_quota_headers(quota_response("10", "9", "59"), limiter, sent_at=opened)
+    assert acquired_times(limiter, clock, 9) == [opened] * 9
+    assert acquired_times(limiter, clock, 1)[0] >= 5 + 60
