@@ -335,7 +335,8 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
             self.stats.records -= 1 if self.selected else 0
             return None
         self.drift.check(record)
-        self.fanout.derive(record)
+        if self.derives:
+            self.fanout.derive(record)
         self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
         return record
 
@@ -364,6 +365,11 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
     def syncs_children(self) -> bool:
         """A child stream is selected (asked once the sync runs: the catalog is applied by then)."""
         return any(child.selected or child.has_selected_descendents for child in self.child_streams)
+
+    @cached_property
+    def derives(self) -> bool:
+        """A selected child takes rows out of this stream's records (asked once the sync runs)."""
+        return bool(self.fanout.derived_children)
 
     @cached_property
     def end_cut(self) -> tuple[str, str] | None:
