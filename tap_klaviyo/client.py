@@ -25,6 +25,7 @@ from singer_sdk import RESTStream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.singerlib import SelectionMask
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
@@ -334,9 +335,41 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
             self.stats.records -= 1 if self.selected else 0
             return None
         self.drift.check(record)
-        self.fanout.derive(record)
+        if self.derives:
+            self.fanout.derive(record)
         self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
         return record
+
+    @property
+    @override
+    def mask(self) -> SelectionMask:
+        """The SDK's selection mask, remembering its answers: the SDK looks every key of every record up in it,
+        and a key inside a free-form object (event_properties, a profile's properties) is not listed, so each
+        look-up would walk up to a listed parent again."""
+        listed = super().mask
+        memo = self.selection_memo
+        if memo is None or memo.listed is not listed:
+            memo = self.selection_memo = MemoMask(listed)
+        return memo
+
+    selection_memo: MemoMask | None = None
+
+    @override
+    def generate_child_contexts(self, record: dict[str, Any], context: Context | None) -> Iterable[Context | None]:
+        """None without a selected child: the SDK would otherwise copy every record as the context of no child."""
+        if not self.syncs_children:
+            return ()
+        return super().generate_child_contexts(record, context)
+
+    @cached_property
+    def syncs_children(self) -> bool:
+        """A child stream is selected (asked once the sync runs: the catalog is applied by then)."""
+        return any(child.selected or child.has_selected_descendents for child in self.child_streams)
+
+    @cached_property
+    def derives(self) -> bool:
+        """A selected child takes rows out of this stream's records (asked once the sync runs)."""
+        return bool(self.fanout.derived_children)
 
     @cached_property
     def end_cut(self) -> tuple[str, str] | None:
@@ -393,6 +426,24 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
         if isinstance(exc, RateLimitExhausted):
             return self.stop_when_exhausted
         return False
+
+
+class MemoMask(SelectionMask):
+    """A SelectionMask that keeps what it worked out for breadcrumbs its metadata does not list (up to a bound:
+    free-form objects may have any keys)."""
+
+    LIMIT = 10_000
+
+    def __init__(self, listed: SelectionMask) -> None:
+        super().__init__(listed)
+        self.listed = listed
+
+    @override
+    def __missing__(self, breadcrumb: tuple[str, ...]) -> bool:
+        selected = super().__missing__(breadcrumb)
+        if len(self) < self.LIMIT:
+            self[breadcrumb] = selected
+        return selected
 
 
 @cache

@@ -120,7 +120,16 @@ class FullReads(_Stream):
     @property
     @override
     def replication_method(self) -> str:
-        return REPLICATION_FULL_TABLE if self.full_read_forced else super().replication_method
+        """Asked for every record (the SDK's bookmark step): kept once the run has decided."""
+        known = self.replication_method_known
+        if known is not None:
+            return known
+        method = REPLICATION_FULL_TABLE if self.full_read_forced else str(super().replication_method)
+        if self.full_read_forced_known is not None:
+            self.replication_method_known = method
+        return method
+
+    replication_method_known: str | None = None
 
     @property
     @override

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -169,8 +169,10 @@ def endpoint(path: str, method: str = "get") -> Endpoint:
     )
 
 
+@lru_cache(maxsize=4096)
 def match_path(path: str) -> str | None:
-    """The spec template (``/api/lists/{id}``) that a concrete request path belongs to."""
+    """The spec template (``/api/lists/{id}``) that a concrete request path belongs to (asked for every request:
+    pages of one collection or of one parent's children ask again and again)."""
     path = "/" + path.strip("/")
     parts = path.split("/")
     for template in load_spec()["paths"]:

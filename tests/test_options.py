@@ -62,3 +62,29 @@ def test_custom_stream_from_any_collection(emulator: Emulator) -> None:
     assert {r["id"] for r in result.records["recent_lists"]} == emulator.account.expected_ids("list")
     assert result.state["bookmarks"]["recent_lists"]["replication_key_value"]
     assert "is_starred" in result.schemas["starred_segments"]["properties"]
+
+
+def test_deselected_nested_fields_are_dropped_from_every_record(emulator: Emulator) -> None:
+    """Nested deselection is the SDK's per-record walk through the stream's selection mask; the tap's mask
+    remembers answers for keys its metadata does not list (inside `properties`), which must not change any."""
+    config = config_for(emulator)
+    plain = run_tap(config, catalog=select_only(config, {"profile"})).records["profile"]
+    catalog = select_only(config, {"profile"})
+    entry = next(s for s in catalog["streams"] if s["tap_stream_id"] == "profile")
+    dropped = [["subscriptions", "sms"], ["subscriptions", "email", "marketing"], ["location", "city"]]
+    for item in entry["metadata"]:
+        path = item["breadcrumb"][1::2]
+        if item["breadcrumb"][::2] == ["properties"] * len(path) and path in dropped:
+            item["metadata"]["selected"] = False
+    result = run_tap(config, catalog=catalog)
+    records = result.records["profile"]
+    assert [r["id"] for r in records] == [r["id"] for r in plain]
+    assert any(r.get("properties") for r in records)  # free-form keys, walked through unlisted breadcrumbs
+    for before, after in zip(plain, records, strict=True):
+        expected = {**before, "subscriptions": dict(before["subscriptions"]), "location": dict(before["location"])}
+        expected["subscriptions"].pop("sms", None)
+        expected["subscriptions"]["email"] = {
+            k: v for k, v in expected["subscriptions"]["email"].items() if k != "marketing"
+        }
+        expected["location"].pop("city", None)
+        assert after == expected

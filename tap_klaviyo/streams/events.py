@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -91,11 +91,12 @@ class EventStream(KlaviyoStream):
     @override
     def generate_child_contexts(
         self, record: dict[str, Any], context: Mapping[str, Any] | None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterable[dict[str, Any]]:
         """Only events with attributions: every child sync costs a SCHEMA message and metrics, and most
-        events have none."""
-        if self.fanout.holds(EventAttributionStream.name, str(record["id"])):
-            yield self.get_child_context(record, context)
+        events have none (asked for every event: no generator when there is nothing to yield)."""
+        if self.syncs_children and self.fanout.holds(EventAttributionStream.name, str(record["id"])):
+            return (self.get_child_context(record, context),)
+        return ()
 
     @override
     def records_of(self, doc: Any) -> list[dict[str, Any]]:
@@ -110,9 +111,10 @@ class EventStream(KlaviyoStream):
                 metric_names[item.get("id")] = str(attributes.get("name") or "")
             elif item.get("type") == "profile":
                 profiles[item.get("id")] = attributes
+        inline = bool(self.profile_fields)
         for record in records:
             record["metric_name"] = metric_names.get(record.get("metric_id") or "")
-            if self.profile_fields:
+            if inline:
                 record["profile"] = profiles.get(record.get("profile_id") or "")
         return records
 

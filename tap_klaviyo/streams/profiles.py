@@ -21,6 +21,7 @@ class ProfileStream(KlaviyoStream):
     path = "/api/profiles"
     replication_key = "updated"
     windowed = True
+    lean_documents = True
     full_read_setting = "profile_full_read_days"
 
     @property
