@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import statistics
 import threading
 import time
 from collections import deque
@@ -79,10 +80,11 @@ class Limiter:
     published: tuple[int, int] = (0, 0)
     #: This endpoint's own response has told its limit (not only another endpoint's).
     told: bool = False
-    #: What the server last said is left of its current steady window: (window end, requests left).
-    _quota: tuple[float, int] | None = None
     #: When the server's current steady window ends, once a response has said (None: count a sliding minute).
     _window_end: float | None = None
+    #: What each answer from the current window implies others (other apps and keys of the account, requests
+    #: of ours sent before it opened) have spent of it: the server's count less ours.
+    _others: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.published == (0, 0):
@@ -93,20 +95,16 @@ class Limiter:
         while recent and recent[0] <= now - FIXED_WINDOW_S - EDGE_S - RESET_MARGIN_S:
             recent.popleft()
         wait = self._held_until - now
-        if self._quota is not None:
-            ends, left = self._quota
-            if now >= ends + RESET_MARGIN_S:
-                self._quota = None  # a new window: the next response says how much of it is left
-            elif left <= 0:
-                wait = max(wait, ends + RESET_MARGIN_S - now)
         if self._window_end is not None:
             while now >= self._window_end:
                 self._window_end += FIXED_WINDOW_S
-            # Once a response from this window has said what is left (`_quota`), that is the count to trust;
-            # until then, count what was sent since it opened, and near its opening, in both windows.
-            told = self._quota is not None and abs(self._quota[0] + RESET_MARGIN_S - self._window_end) < 30.0
-            opened = self._window_end - FIXED_WINDOW_S - EDGE_S
-            if not told and _count_since(recent, opened) >= self.steady:
+                self._others = []  # a new window: its first answer says what others spent of it
+            opened = self._window_end - FIXED_WINDOW_S
+            if self._others:
+                spent = _count_since(recent, opened) + max(0, int(statistics.median(self._others)))
+            else:  # not told yet: requests sent just before it opened may have arrived in it
+                spent = _count_since(recent, opened - EDGE_S)
+            if spent >= self.steady:
                 wait = max(wait, self._window_end - now)
         elif len(recent) >= self.steady and recent[len(recent) - self.steady] > now - STEADY_WINDOW_S:
             wait = max(wait, recent[len(recent) - self.steady] + STEADY_WINDOW_S - now)
@@ -130,8 +128,6 @@ class Limiter:
             if wait <= 0:
                 self._count_daily()
                 self._recent.append(now)
-                if self._quota is not None:
-                    self._quota = (self._quota[0], self._quota[1] - 1)
                 return 0.0
             self.waited_s += wait
             return wait
@@ -156,8 +152,10 @@ class Limiter:
         """What the server reported in answer to a request this limiter let go at `sent_at`.
 
         `limit` (per minute) becomes the steady limit, and the burst is scaled by the same ratio (Klaviyo reports
-        only the steady one). `remaining` of the window that ends in `reset` seconds caps what is sent before
-        then, less what this limiter let go after that request (it may have reached the server after it)."""
+        only the steady one). `reset` tells when the fixed window ends. `remaining`, less what this limiter had
+        sent in the window up to that request, is what others spent of it. Requests sent together arrive in any
+        order, so one answer may count a request sent after it, or miss one sent before: the median of the
+        window's answers is taken."""
         with self._lock:
             if limit is not None and limit > 0:
                 self.told = True
@@ -165,14 +163,16 @@ class Limiter:
             if remaining is None or reset is None:
                 return
             now = self.clock()
-            after = sum(1 for t in self._recent if t > sent_at) if sent_at is not None else 0
-            ends, left = now + min(max(reset, 0.0), FIXED_WINDOW_S), remaining - after
-            self._learn_window_end(ends + RESET_MARGIN_S)
-            known = self._quota
-            if known is None or ends > known[0] + 5.0:
-                self._quota = (ends, left)  # the first word on this window (or on a later one)
-            elif ends > known[0] - 5.0:
-                self._quota = (min(ends, known[0]), min(left, known[1]))  # the same window: the tighter reading
+            self._wait_needed(now)  # roll the window forward first
+            ends = now + min(max(reset, 0.0), FIXED_WINDOW_S) + RESET_MARGIN_S
+            self._learn_window_end(ends)
+            assert self._window_end is not None
+            if abs(ends - self._window_end) > FIXED_WINDOW_S / 2:
+                return  # an answer about another window than the one being counted
+            opened = self._window_end - FIXED_WINDOW_S
+            upto = sent_at if sent_at is not None else now
+            ours = sum(1 for t in self._recent if opened <= t <= upto)
+            self._others.append(self.steady - remaining - ours)
 
     def _learn_window_end(self, told: float) -> None:
         """The steady window's end as this response tells it. Each telling is at or after the true end (the
