@@ -301,3 +301,22 @@ def test_a_new_windows_first_answer_replaces_the_count_near_its_opening() -> Non
     respect_quota_headers(quota_response("10", "9", "59"), limiter, sent_at=opened)
     assert acquired_times(limiter, clock, 9) == [opened] * 9
     assert acquired_times(limiter, clock, 1)[0] >= 5 + 60
+
+
+def test_answers_that_count_a_burst_mate_sent_after_them_do_not_shrink_the_window() -> None:
+    """Three requests sent together, all counted by the server before it answered the first: the window's
+    answers disagree by one about who spent what, and the limiter neither overspends nor gives up the window."""
+    from tap_klaviyo.pacing import respect_quota_headers
+
+    clock = FakeClock()
+    limiter = Limiter("GET /api/lists", burst=100, steady=10, clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(3):
+        limiter.acquire()
+        sent.append(clock.now)
+        clock.sleep(0.01)
+    for at in sent:
+        respect_quota_headers(quota_response("10", "7", "50"), limiter, sent_at=at)
+    more = acquired_times(limiter, clock, 7)
+    in_window = [t for t in more if t < 50]
+    assert 6 <= len(in_window) <= 7  # the server has 7 left; the min over answers would have allowed 5
