@@ -62,7 +62,8 @@ class DailyLimitReached(RateLimitExhausted):
 
 @dataclass
 class Limiter:
-    """Sliding-window limiter for one endpoint: at most `burst` per second and `steady` per minute."""
+    """One endpoint's limiter: at most `burst` per (sliding) second, and `steady` per minute: per Klaviyo's fixed
+    minute once a response has told when it ends, per sliding minute until then."""
 
     name: str
     burst: int
