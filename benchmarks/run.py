@@ -481,6 +481,14 @@ def endpoint_table(say: Report, run: Run, floor_rows: list[dict[str, Any]]) -> N
     )
 
 
+def run_tables(say: Report, run: Run, floor_rows: list[dict[str, Any]]) -> None:
+    """A run's failure (if it failed), its per-stream table and its per-endpoint table against the floor."""
+    if run.returncode:
+        say(f"The {run.label} run failed (exit {run.returncode}):\n```\n{run.stderr_tail}\n```")
+    say.table(["stream", "records", "requests", "429s", "seconds"], stream_rows(run))
+    endpoint_table(say, run, floor_rows)
+
+
 def over(wall: float, floor: float) -> float:
     return wall / floor if floor > 0 else float("nan")
 
@@ -538,8 +546,7 @@ def main() -> int:
         say()
         say("Per stream (seconds: from the stream's first request to its last record; streams fetched ahead overlap):")
         say()
-        say.table(["stream", "records", "requests", "429s", "seconds"], stream_rows(concurrent))
-        endpoint_table(say, concurrent, floor_rows)
+        run_tables(say, concurrent, floor_rows)
         ratio = concurrent.wall / floor if floor else float("nan")
         overlap = max(r["floor"] for r in floor_rows)
         say(
@@ -670,10 +677,7 @@ def main() -> int:
                 f"and profiles, from {LARGE_START:%Y-%m-%d}"
             )
             say()
-            if large.returncode:
-                say(f"The large run failed (exit {large.returncode}):\n```\n{large.stderr_tail}\n```")
-            say.table(["stream", "records", "requests", "429s", "seconds"], stream_rows(large))
-            endpoint_table(say, large, large_rows)
+            run_tables(say, large, large_rows)
             sliding = max(r["floor"] for r in large_rows)
             bucket = max(r["bucket"] for r in large_rows)
             say(
@@ -717,10 +721,7 @@ def main() -> int:
                 "left in RateLimit-Remaining and the seconds to the window's reset in RateLimit-Reset."
             )
             say()
-            if reduced.returncode:
-                say(f"The run failed (exit {reduced.returncode}):\n```\n{reduced.stderr_tail}\n```")
-            say.table(["stream", "records", "requests", "429s", "seconds"], stream_rows(reduced))
-            endpoint_table(say, reduced, reduced_rows)
+            run_tables(say, reduced, reduced_rows)
             floor_sum = sum(r["floor"] for r in reduced_rows)
             overlap = max(r["floor"] for r in reduced_rows)
             say(

@@ -96,10 +96,8 @@ class Limiter:
         while recent and recent[0] <= now - FIXED_WINDOW_S - EDGE_S - RESET_MARGIN_S:
             recent.popleft()
         wait = self._held_until - now
+        self._roll(now)
         if self._window_end is not None:
-            while now >= self._window_end:
-                self._window_end += FIXED_WINDOW_S
-                self._others = []  # a new window: its first answer says what others spent of it
             opened = self._window_end - FIXED_WINDOW_S
             if self._others:
                 spent = _count_since(recent, opened) + max(0, int(statistics.median(self._others)))
@@ -112,6 +110,12 @@ class Limiter:
         if len(recent) >= self.burst:
             wait = max(wait, recent[len(recent) - self.burst] + BURST_WINDOW_S - now)
         return wait
+
+    def _roll(self, now: float) -> None:
+        """Past the known window's end: the next window, whose first answer says what others spent of it."""
+        while self._window_end is not None and now >= self._window_end:
+            self._window_end += FIXED_WINDOW_S
+            self._others = []
 
     def acquire(self) -> None:
         """Block until one more request fits every window, then count it."""
@@ -164,7 +168,7 @@ class Limiter:
             if remaining is None or reset is None:
                 return
             now = self.clock()
-            self._wait_needed(now)  # roll the window forward first
+            self._roll(now)
             ends = now + min(max(reset, 0.0), FIXED_WINDOW_S) + RESET_MARGIN_S
             self._learn_window_end(ends)
             assert self._window_end is not None

@@ -187,20 +187,10 @@ def test_remaining_caps_the_window_less_what_left_after_the_reporting_request() 
 
 
 def test_first_response_teaches_the_other_endpoints_the_accounts_ratio() -> None:
-    from tap_klaviyo.clock import Clock
     from tap_klaviyo.pacing import Pacer, respect_quota_headers
+    from tests.fake_clock import FakeClock as RunClock
 
-    class Fake(Clock):
-        def __init__(self) -> None:
-            self.at = 0.0
-
-        def monotonic(self) -> float:
-            return self.at
-
-        def sleep(self, seconds: float) -> None:
-            self.at += max(seconds, 0.0)
-
-    pacer = Pacer(clock=Fake())
+    pacer = Pacer(clock=RunClock())
     events = pacer.for_request("GET", "/api/events")
     flows = pacer.for_request("GET", "/api/flows")
     assert events is not None and flows is not None

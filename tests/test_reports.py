@@ -17,33 +17,22 @@ from tests.conftest import config_for
 from tests.emulator import Emulator, EmulatorConfig
 from tests.emulator import reports as emulator_reports
 from tests.emulator.server import ForcedResponse, RequestLogEntry
+from tests.fake_clock import FakeClock
 from tests.harness import SyncResult, run_tap, select_only
 
 CAMPAIGN_KEY = ("campaign_id", "campaign_message_id", "send_channel")
 FLOW_KEY = ("flow_id", "flow_message_id", "send_channel")
 
 
-class VirtualTime:
-    """The tap's own pacing on a clock that moves only when it sleeps: Klaviyo's 2 report requests a
-    minute cost no real time here (the emulator of these tests enforces no limits)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
-
-
 @pytest.fixture
-def virtual_pacing(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
-    virtual = VirtualTime()
+def virtual_pacing(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The tap's own pacing on a clock that moves only when it sleeps: Klaviyo's 2 report requests a minute
+    cost no real time here (the emulator of these tests enforces no limits)."""
+    virtual = FakeClock()
     real = pacing.Limiter
 
     def limiter(*args: Any, **kwargs: Any) -> pacing.Limiter:
-        return real(*args, **{**kwargs, "clock": virtual.clock, "sleep": virtual.sleep})
+        return real(*args, **{**kwargs, "clock": virtual.monotonic, "sleep": virtual.sleep})
 
     monkeypatch.setattr(pacing, "Limiter", limiter)
     return virtual
@@ -116,7 +105,7 @@ def test_values_reports_cost_one_request_a_run_and_upsert_by_grouping() -> None:
 
 
 def test_values_report_pages_follow_page_cursor(
-    fresh_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, virtual_pacing: VirtualTime
+    fresh_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, virtual_pacing: FakeClock
 ) -> None:
     config = config_for(fresh_emulator)
     catalog = select_only(config, {"flow_values_report"})
@@ -173,7 +162,7 @@ def by_date(*columns: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
 
 
 def test_series_report_resumes_from_every_state(
-    fresh_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, virtual_pacing: VirtualTime
+    fresh_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, virtual_pacing: FakeClock
 ) -> None:
     monkeypatch.setattr(KlaviyoStream, "STATE_MSG_FREQUENCY", 400)
     start = datetime.now(timezone.utc) - timedelta(days=100)
@@ -191,7 +180,7 @@ def test_series_report_resumes_from_every_state(
 
 
 def test_values_reports_resume_from_every_state(
-    fresh_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, virtual_pacing: VirtualTime
+    fresh_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, virtual_pacing: FakeClock
 ) -> None:
     monkeypatch.setattr(KlaviyoStream, "STATE_MSG_FREQUENCY", 7)
     day = campaign_send_day(fresh_emulator)
@@ -214,7 +203,7 @@ def test_values_reports_resume_from_every_state(
 
 
 def test_per_day_values_budget_stops_and_next_run_continues(
-    fresh_emulator: Emulator, virtual_pacing: VirtualTime
+    fresh_emulator: Emulator, virtual_pacing: FakeClock
 ) -> None:
     day = campaign_send_day(fresh_emulator)
     config, catalog = per_day(fresh_emulator, "campaign_values_report", day - timedelta(days=2), requests=3, lookback=1)
@@ -290,7 +279,7 @@ def test_metric_aggregate_rows(fresh_emulator: Emulator) -> None:
     assert "greater-or-equal(datetime,2026-10-01" in body and "less-than(datetime,2026-10-15" in body
 
 
-def test_days_without_rows_still_move_the_bookmark(fresh_emulator: Emulator, virtual_pacing: VirtualTime) -> None:
+def test_days_without_rows_still_move_the_bookmark(fresh_emulator: Emulator, virtual_pacing: FakeClock) -> None:
     campaigns = fresh_emulator.account.records("campaign")
     sends = [datetime.fromisoformat(c.attrs["send_time"]) for c in campaigns if c.attrs.get("send_time")]
     quiet = min(sends).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=10)
@@ -306,7 +295,7 @@ def test_days_without_rows_still_move_the_bookmark(fresh_emulator: Emulator, vir
 
 
 def test_per_day_values_stopped_by_the_daily_cap_continue_next_run(
-    fresh_emulator: Emulator, virtual_pacing: VirtualTime
+    fresh_emulator: Emulator, virtual_pacing: FakeClock
 ) -> None:
     day = campaign_send_day(fresh_emulator)
     config, catalog = per_day(fresh_emulator, "flow_values_report", day - timedelta(days=2), requests=2, lookback=0)
