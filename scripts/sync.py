@@ -14,11 +14,13 @@
    filled by a full sync, whatever the state says.
 3. `meltano run tap-klaviyo target-duckdb`, with Meltano's log in `output/meltano.log`.
 4. A row count per table, read from the database, with the rows this run added.
+5. The warehouse models (dbt_klaviyo/, Meltano's dbt-duckdb utility) built into the same file, schema
+   klaviyo_models (incremental after the first run), and the top campaigns and flows by attributed revenue.
 
 Options: `--demo` syncs the demo account even with credentials set; `--fresh` starts over (the demo: a new
 database and account; a real account: a full sync, rows updated in place); `--size` picks the demo's size;
 `--verbose` shows every log line (target-duckdb's per-batch lines are left out otherwise); `--output DIR`
-writes the database and the log there instead of `output/`.
+writes the database and the log there instead of `output/`; `--no-models` loads only (no dbt).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ MELTANO_VERSION = "4.4.1"
 MELTANO_VENV = ROOT / ".meltano" / "meltano-venv"
 OUTPUT = ROOT / "output"
 TARGET = "target-duckdb"
+MODELS = "dbt-duckdb"  # the utility in meltano.yml that builds dbt_klaviyo/
+MODELS_SCHEMA = "klaviyo_models"  # its `schema` setting
 CREDENTIAL_VARS = ("TAP_KLAVIYO_API_KEY", "TAP_KLAVIYO_REFRESH_TOKEN")
 # Lines of Meltano's log left off the console unless --verbose: the target's per-batch lines, the SDK's
 # per-partition metrics and stream setup (the tap's summary at the end carries the counts), and Meltano's
@@ -52,6 +56,8 @@ QUIET = re.compile(
 )
 
 SCHEMA = "klaviyo"  # the extractor's load_schema in meltano.yml
+# dbt's lines shown on the console (the whole of its output goes to the log).
+DBT_SHOWN = re.compile(r"Done\. PASS|ERROR|FAIL|WARN|Completed|Runtime Error|Compilation Error|Database Error")
 # Fully qualified (database.schema.table): a database file named like the schema must not make it ambiguous.
 COUNT_ROWS = """
 import json, sys, duckdb
@@ -66,6 +72,25 @@ q = lambda name: '"' + name.replace('"', '""') + '"'
 print(json.dumps({t: con.execute(f"select count(*) from {q(db)}.{q(sys.argv[2])}.{q(t)}").fetchone()[0]
                   for (t,) in rows}))
 """
+
+
+# Rows of one query, as JSON.
+QUERY = """
+import json, sys, duckdb
+rows = duckdb.connect(sys.argv[1], read_only=True).execute(sys.argv[2]).fetchall()
+print(json.dumps(rows, default=str))
+"""
+TOP_CAMPAIGNS = f"""
+select campaign_name, channel, sends, opens, clicks, attributed_orders, round(attributed_revenue, 2),
+       round(klaviyo_conversion_value, 2)
+from {MODELS_SCHEMA}.klaviyo__campaigns order by attributed_revenue desc, campaign_id limit 5
+"""
+TOP_FLOWS = f"""
+select flow_name, message_count, sends, opens, clicks, attributed_orders, round(attributed_revenue, 2),
+       round(klaviyo_conversion_value, 2)
+from {MODELS_SCHEMA}.klaviyo__flows order by attributed_revenue desc, flow_id limit 5
+"""
+TOP_HEADER = ("sends", "opens", "clicks", "orders", "revenue", "klaviyo")
 
 
 def meltano_bin() -> Path:
@@ -107,8 +132,11 @@ def has_credentials(env: Mapping[str, str], dotenv: Path = ROOT / ".env") -> boo
     return False
 
 
-def run_meltano(args: list[str], env: Mapping[str, str], log: Path, *, verbose: bool) -> int:
-    """Run Meltano, its whole log to `log`, the interesting lines to the console."""
+def run_meltano(
+    args: list[str], env: Mapping[str, str], log: Path, *, verbose: bool, shown: re.Pattern[str] | None = None
+) -> int:
+    """Run Meltano, its whole log to `log`, the interesting lines (all but QUIET, or those `shown`) to the
+    console."""
     cmd = [str(meltano_bin()), *args]
     with log.open("a", encoding="utf-8") as sink:
         sink.write(f"$ meltano {' '.join(args)}\n")
@@ -119,7 +147,7 @@ def run_meltano(args: list[str], env: Mapping[str, str], log: Path, *, verbose: 
         assert proc.stdout is not None
         for line in proc.stdout:
             sink.write(line)
-            if verbose or not QUIET.search(line):
+            if verbose or (shown.search(line) if shown else not QUIET.search(line)):
                 sys.stdout.write(line)
                 sys.stdout.flush()
         return proc.wait()
@@ -155,6 +183,42 @@ def row_counts(database: Path, schema: str = SCHEMA) -> dict[str, int]:
         check=True,
     ).stdout
     return {str(k): int(v) for k, v in json.loads(out).items()}
+
+
+def query(database: Path, sql: str) -> list[list[object]]:
+    """Rows of one query on the database (through target-duckdb's duckdb)."""
+    out = subprocess.run(
+        [str(target_python()), "-c", QUERY, str(database), sql], capture_output=True, text=True, check=True
+    ).stdout
+    return list(json.loads(out))
+
+
+def build_models(environment: list[str], env: Mapping[str, str], database: Path, log: Path, *, verbose: bool) -> int:
+    """`dbt build` of the warehouse models into the database just loaded (dbt's files next to the log)."""
+    print(f"meltano invoke {MODELS} build: the models into {shown(database)} ({MODELS_SCHEMA}) ...", flush=True)
+    dbt_env = {
+        **env,
+        "DBT_DUCKDB_PATH": str(database),
+        "DBT_TARGET_PATH": str(log.parent / "dbt" / "target"),
+        "DBT_LOG_PATH": str(log.parent / "dbt" / "logs"),
+        "DBT_USE_COLORS": "false",
+    }
+    return run_meltano([*environment, "invoke", MODELS, "build"], dbt_env, log, verbose=verbose, shown=DBT_SHOWN)
+
+
+def print_top(database: Path) -> None:
+    """The campaigns and flows that made the most money, with Klaviyo's own figure beside ours."""
+    for title, sql in (("campaign", TOP_CAMPAIGNS), ("flow", TOP_FLOWS)):
+        rows = query(database, sql)
+        names = [str(row[0])[:34] for row in rows]
+        width = max([len(title), *map(len, names)]) + 2
+        extra = "channel" if title == "campaign" else "messages"
+        print(f"\nTop {title}s by attributed revenue ({MODELS_SCHEMA}.klaviyo__{title}s)")
+        print(f"{title:<{width}}{extra:>12}" + "".join(f"{h:>10}" for h in TOP_HEADER))
+        for name, row in zip(names, rows, strict=True):
+            figures = "".join(f"{'-' if v is None else v:>10}" for v in row[2:])
+            print(f"{name:<{width}}{row[1]!s:>12}{figures}")
+    print("(revenue: conversions credited by Klaviyo's attribution or the last touch; klaviyo: its values report)")
 
 
 def shown(path: Path) -> str:
@@ -195,6 +259,7 @@ def main() -> int:
     parser.add_argument("--size", default="demo", choices=["tiny", "demo", "medium", "large"])
     parser.add_argument("--verbose", action="store_true", help="show every line of Meltano's log")
     parser.add_argument("--output", type=Path, help="directory for the database and the log (default: output/)")
+    parser.add_argument("--no-models", action="store_true", help="load only: do not build the warehouse models")
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -208,8 +273,9 @@ def main() -> int:
     if args.output:
         env["TARGET_DUCKDB_FILEPATH"] = str(output / ("demo.duckdb" if demo else "klaviyo_account.duckdb"))
 
-    print("meltano install tap-klaviyo target-duckdb ...", flush=True)
-    code = run_meltano(["install", "tap-klaviyo", TARGET], env, log, verbose=args.verbose)
+    plugins = ["tap-klaviyo", TARGET] if args.no_models else ["tap-klaviyo", TARGET, MODELS]
+    print(f"meltano install {' '.join(plugins)} ...", flush=True)
+    code = run_meltano(["install", *plugins], env, log, verbose=args.verbose)
     if code:
         print(f"meltano install failed ({code}); the log is in {shown(log)}", file=sys.stderr)
         return code
@@ -245,6 +311,12 @@ def main() -> int:
         return code
 
     print_counts(row_counts(database), before, database)
+    if not args.no_models:
+        code = build_models(environment, env, database, log, verbose=args.verbose)
+        if code:
+            print(f"the warehouse models failed ({code}); dbt's output is in {shown(log)}", file=sys.stderr)
+            return code
+        print_top(database)
     print(f"Done in {time.monotonic() - started:.0f} s. Meltano's log: {shown(log)}")
     return 0
 
