@@ -101,6 +101,11 @@ class Meltano:
         """The interpreter of an installed loader."""
         return sys_dir() / "loaders" / loader / "venv" / "bin" / "python"
 
+    @staticmethod
+    def utility_python(utility: str) -> Path:
+        """The interpreter of an installed utility (dbt-duckdb's has duckdb)."""
+        return sys_dir() / "utilities" / utility / "venv" / "bin" / "python"
+
 
 def e2e_required() -> bool:
     """Under CI (`CI`, `REQUIRE_E2E`) what the end-to-end tests cannot install is a failure, not a skip."""

@@ -38,13 +38,11 @@ list_days as (
 ),
 
 last_day as (
-    select
-        {%- if var('klaviyo_list_daily_end_date') %}
-        cast('{{ var("klaviyo_list_daily_end_date") }}' as date) as date_day
-        {%- else %}
-        greatest(current_date, coalesce(max(date_day), current_date)) as date_day
-        {%- endif %}
-    from daily_changes
+    {%- if var('klaviyo_list_daily_end_date') %}
+    select cast('{{ var("klaviyo_list_daily_end_date") }}' as date) as date_day
+    {%- else %}
+    select greatest(current_date, coalesce(max(date_day), current_date)) as date_day from daily_changes
+    {%- endif %}
 ),
 
 days as (
