@@ -13,7 +13,9 @@ limits from the spec, 150 ms +- 50 ms of latency per request) and the real comma
 4. the large account (100,000 profiles, 1,000,000 events, a start_date that leaves 548,000 of them), events
    and profiles only: wall, CPU, peak RSS, wall / floor;
 5. an account whose limits are a fifth of the published ones (the demo account's full sync): 429s among
-   the requests, wall / floor at those limits.
+   the requests, wall / floor at those limits;
+6. the warehouse models (dbt_klaviyo/) on the account loaded into DuckDB through Meltano (benchmarks/models.py):
+   a full build, an incremental one, `dbt run` alone.
 
 The rate-limit floor: for each endpoint, the least time its burst (per second) and steady (per minute)
 limits allow for the requests the account's data needs at the largest page size, with `include=` where it
@@ -28,7 +30,7 @@ Reports are read for `report_history_days=1` (2 requests each): Klaviyo allows 2
 so 30 days would add 15 minutes of waiting per report that no client can shorten.
 
 Options: `--quick` (demo account, no large run), `--skip-sequential`, `--skip-large`, `--skip-zero-latency`,
-`--skip-reduced`, `--reduced-size`, `--reduced-scale`,
+`--skip-reduced`, `--reduced-size`, `--reduced-scale`, `--skip-models`, `--only-models`,
 `--cpu-runs` (zero-latency runs, median reported; default 3), `--size`, `--large-size`, `--latency-ms`,
 `--jitter-ms`, `--out` (results file, default benchmarks/results.md; `--out -` writes none).
 """
@@ -66,6 +68,9 @@ from tests.emulator.api import fixed_page_size  # noqa: E402
 from tests.emulator.data import SIZES, AccountData, SizeSpec  # noqa: E402
 from tests.emulator.records import micros  # noqa: E402
 from tests.emulator.spec import get_spec  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from models import time_models  # noqa: E402
 
 #: Streams whose record values depend on when they are read (report values accrue until now).
 TIME_DEPENDENT = {"campaign_values_report", "flow_values_report", "metric_aggregate"}
@@ -510,6 +515,8 @@ def main() -> int:
     parser.add_argument("--skip-reduced", action="store_true")
     parser.add_argument("--reduced-size", default="demo", choices=["tiny", "demo", "medium", "large"])
     parser.add_argument("--reduced-scale", type=float, default=0.2)
+    parser.add_argument("--skip-models", action="store_true", help="no warehouse models section")
+    parser.add_argument("--only-models", action="store_true", help="only the warehouse models section")
     parser.add_argument("--cpu-runs", type=int, default=3, help="zero-latency event runs (median reported)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
     args = parser.parse_args()
@@ -534,6 +541,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="tap-klaviyo-bench-") as tmp:
         workdir = Path(tmp)
+        if args.only_models:
+            summary += models_section(say, args.size, workdir)
+            return finish(say, summary, args.out)
         # 1. concurrent sync with limits and latency
         with emulator(args.size, args.latency_ms, args.jitter_ms) as emu:
             floor_rows = floor_table(emu.account, 1, args.latency_ms / 1000)
@@ -734,12 +744,32 @@ def main() -> int:
                 [f"429s at {scale:g} of the published limits", f"{throttled} of {sent:,} ({share:.1%})", "< 2 %"]
             )
 
+        if not args.skip_models:
+            summary += models_section(say, args.size, workdir)
+    return finish(say, summary, args.out)
+
+
+def models_section(say: Report, size: str, workdir: Path) -> list[list[Any]]:
+    """6. The warehouse models' build times on the account loaded into DuckDB."""
+    times = time_models(size, workdir)
+    say(f"## 6. Warehouse models on the {size} account (DuckDB)")
+    say()
+    say(
+        f"Loaded through Meltano in {times.load:.0f} s ({times.events:,} events); `meltano invoke dbt-duckdb`: "
+        f"full build **{times.full_build:.1f} s** ({times.passed}), incremental build with nothing new "
+        f"{times.incremental_build:.1f} s, `dbt run` alone {times.run_only:.1f} s (each with dbt's start)."
+    )
+    say()
+    return [[f"models full build, {size} account", f"{times.full_build:.1f} s", ""]]
+
+
+def finish(say: Report, summary: list[list[Any]], out: str) -> int:
     say("## Summary")
     say()
     say.table(["measure", "result", "target"], summary)
-    if args.out != "-":
-        Path(args.out).write_text("\n".join(say.lines) + "\n", encoding="utf-8")
-        print(f"written to {args.out}")
+    if out != "-":
+        Path(out).write_text("\n".join(say.lines) + "\n", encoding="utf-8")
+        print(f"written to {out}")
     return 0
 
 

@@ -59,8 +59,9 @@ def event_requests(emu: Emulator) -> int:
 
 
 def assert_real_account_syncs_twice(meltano: Meltano, emu: Emulator, env: Mapping[str, str], out: Path) -> str:
-    """Both runs exit 0 and print their counts; the second reads only what changed and adds exactly that."""
-    text, first = sync(env, out)
+    """Both runs exit 0 and print their counts; the second reads only what changed and adds exactly that.
+    (Loading only: the demo test below builds the models.)"""
+    text, first = sync(env, out, "--no-models")
     assert "all history" in text
     assert all(rows == new for rows, new in first.values()), first
     assert first["profile"][0] == SIZES["tiny"].profiles and first["event"][0] > 0
@@ -72,7 +73,7 @@ def assert_real_account_syncs_twice(meltano: Meltano, emu: Emulator, env: Mappin
     events_first = event_requests(emu)
     emu.clear_log()
     created = mutate_account(emu)
-    text, second = sync(env, out)
+    text, second = sync(env, out, "--no-models")
     assert "incremental (Meltano's state)" in text
     assert event_requests(emu) < events_first, "the second run reads events from its bookmark"
     added = new_rows(second)
@@ -115,15 +116,36 @@ def test_sync_script_runs_the_demo_twice_the_second_incremental(tmp_path: Path) 
     assert first["profile"] == (SIZES["tiny"].profiles, SIZES["tiny"].profiles)
     assert first["list"][0] == SIZES["tiny"].lists and first["event"][0] > 0
     assert (out / "demo.duckdb").exists()
+    assert_models_built(text, out / "demo.duckdb")
 
     text, second = sync(env, out, "--size", "tiny")
     assert f"{NEW_EVENTS} new events since the last run; incremental" in text
+    assert_models_built(text, out / "demo.duckdb")
     assert new_rows(second) == {"event": NEW_EVENTS, "profile": 1, "profile_list": 1}
     assert meltano.state("demo:tap-klaviyo-to-target-duckdb")["singer_state"]["bookmarks"]
 
     text, fresh = sync(env, out, "--size", "tiny", "--fresh")
     assert "a full sync" in text
     assert fresh == first, "--fresh starts over: a new database of the generated account"
+
+
+def assert_models_built(text: str, database: Path) -> None:
+    """The models were built, their tests passed, and the top campaigns and flows printed are the tables'."""
+    assert re.search(r"Done\. PASS=\d+ WARN=0 ERROR=0", text), text[-3000:]
+    lines = text.splitlines()
+    for key in ("campaign", "flow"):
+        at = next(i for i, line in enumerate(lines) if line.startswith(f"Top {key}s by attributed revenue"))
+        rows = []
+        for line in lines[at + 2 :]:
+            if not line.strip() or line.startswith(("(", "Top")):
+                break
+            rows.append(float(line.split()[-2]))  # the revenue column
+        top = duckdb_query(
+            database,
+            f"select round(attributed_revenue, 2) from klaviyo_models.klaviyo__{key}s "
+            f"order by attributed_revenue desc, {key}_id limit 5",
+        )
+        assert rows and rows == [float(row[0]) for row in top], (key, rows, top)
 
 
 def test_credentials_decide_between_demo_and_real_account(tmp_path: Path) -> None:
