@@ -64,7 +64,7 @@ class DerivedStream(SideloadedStream):
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any] | None:
-        return row
+        return self.shape.complete(row)
 
 
 class Listing(KlaviyoStream):

@@ -108,7 +108,11 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
             self.id_column,
             [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)],
             [k for k, v in props.items() if v.get("format") == "date-time"],
+            columns=props,
+            on_unreadable=self.unreadable_timestamp,
         )
+        self.without_key = 0  # records that came without their replication key (they never move the bookmark)
+        self.unreadable: set[str] = set()
 
     @classmethod
     def schema_source(cls) -> dict[str, Any]:
@@ -335,6 +339,9 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
             self.stats.records -= 1 if self.selected else 0
             return None
         self.drift.check(record)
+        self.shape.complete(record)
+        if self.replication_key and record.get(self.replication_key) is None:
+            self.without_key += 1
         if self.derives:
             self.fanout.derive(record)
         self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
@@ -383,8 +390,28 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
         self.full_read_begins()  # deletions: the SDK asks this first thing in sync()
         return self.run.started if self.replication_key else None
 
+    def unreadable_timestamp(self, column: str, value: Any) -> None:
+        """A date-time Klaviyo sent that no parser reads: the record keeps a null there, the log says so once."""
+        if column not in self.unreadable:
+            self.unreadable.add(column)
+            self.logger.warning(
+                "%s: Klaviyo sent %r in the date-time field %s, which is not a timestamp; the record keeps null "
+                "there (further ones in this field are not named)",
+                self.name,
+                str(value)[:60],
+                column,
+            )
+
     @override
     def finalize_state_progress_markers(self, state: dict[str, Any] | None = None) -> None:
+        if state is None and self.without_key:
+            self.logger.warning(
+                "%s: %d records came without %s; they were emitted and did not move the bookmark",
+                self.name,
+                self.without_key,
+                self.replication_key,
+            )
+            self.without_key = 0
         if state is None:
             self.full_read_finished()  # deletions: a complete read releases its ACTIVATE_VERSION
         super().finalize_state_progress_markers(state)

@@ -26,6 +26,7 @@ import msgspec
 
 from tap_klaviyo.concurrency import Prefetch, in_chunks
 from tap_klaviyo.pacing import TIGHT_STEADY_LIMIT
+from tap_klaviyo.records import id_text, linkages
 from tap_klaviyo.spool import Page
 from tap_klaviyo.windows import windowed_pages, windowed_records
 
@@ -169,16 +170,19 @@ class Fanout:
     def linked(self, data: list[Any], included: list[Any], child: KlaviyoStream) -> dict[str, list[dict[str, Any]]]:
         """Parent id -> the included resources (as the child's records) its relationship lists (JSON:API)."""
         rels = [rel for rel, name in self.stream.sideloads.items() if name == child.name]
-        by_key = {(r.get("type"), r.get("id")): r for r in included}
+        by_key = {(r.get("type"), id_text(r.get("id"))): r for r in included if hasattr(r, "get")}
         out: dict[str, list[dict[str, Any]]] = {}
         for parent in data:
-            relationships = parent.get("relationships") or {}
+            parent_id = id_text(parent.get("id"))
+            relationships = parent.get("relationships")
+            if parent_id is None or not hasattr(relationships, "get"):
+                continue
             for rel in rels:
                 relationship = relationships.get(rel)
-                linkage = (relationship.get("data") if relationship is not None else None) or []
-                found = [by_key[(ref["type"], ref["id"])] for ref in linkage if (ref["type"], ref["id"]) in by_key]
+                linkage = linkages(relationship.get("data") if hasattr(relationship, "get") else None)
+                found = [by_key[ref] for ref in linkage if ref in by_key]
                 if found:  # parents without any are not kept (most events have no attributions)
-                    out[str(parent.get("id"))] = [child.shape(r) for r in found]
+                    out[parent_id] = [child.shape(r) for r in found]
         return out
 
     def derive(self, record: dict[str, Any]) -> None:

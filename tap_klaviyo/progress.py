@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tap_klaviyo.timestamps import parse_utc
+
 if TYPE_CHECKING:
     from tap_klaviyo.client import KlaviyoStream
 
@@ -84,9 +86,8 @@ class RunStats:
         if self.range is None or not self.position:
             return None
         start, stop = self.range
-        try:
-            at = datetime.fromisoformat(self.position)
-        except ValueError:
+        at = parse_utc(self.position)
+        if at is None:
             return None
         total = (stop - start).total_seconds()
         if total <= 0:

@@ -1,4 +1,4 @@
-"""JSON:API documents in, records out: decoding, timestamps, and the record shape every stream shares.
+"""JSON:API documents in, records out: decoding and the record shape every stream shares.
 
 A record is a resource with its attributes lifted to the top level, its `id`, and one `<relationship>_id`
 column per to-one relationship. Timestamps are UTC with a `+00:00` offset, the form Klaviyo's filters take.
@@ -6,37 +6,14 @@ column per to-one relationship. Timestamps are UTC with a `+00:00` offset, the f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
 
+from tap_klaviyo.timestamps import normalize_timestamp
+
 _json_decoder = msgspec.json.Decoder()
-
-
-def utc_iso(value: datetime) -> str:
-    """Klaviyo's own timestamp form, in UTC: what filters take and what records carry."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat()
-
-
-def normalize_timestamp(value: Any) -> Any:
-    """Any ISO-8601 offset -> UTC `+00:00`; cheap when the value already is (the common case)."""
-    if not isinstance(value, str) or value.endswith("+00:00"):
-        return value
-    if value.endswith("Z"):
-        return value[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    return utc_iso(parsed)
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class _Fields(msgspec.Struct):
@@ -110,44 +87,109 @@ def resources(doc: Any) -> list[Any]:
 
 
 class RecordShape:
-    """How one stream turns a resource into a record (built once per stream, applied per resource)."""
+    """How one stream turns a resource into a record (built once per stream, applied per resource).
 
-    def __init__(self, id_column: str, to_one: Iterable[tuple[str, str]], timestamps: Iterable[str]) -> None:
+    Records are total over the schema's top-level properties: an attribute Klaviyo left out, a relationship it
+    did not send, `attributes: null`, all become null columns, so every target sees the same columns.
+    """
+
+    def __init__(
+        self,
+        id_column: str,
+        to_one: Iterable[tuple[str, str]],
+        timestamps: Iterable[str],
+        columns: Iterable[str] = (),
+        on_unreadable: Callable[[str, Any], None] | None = None,
+    ) -> None:
         self.id_column = id_column
         self.to_one = list(to_one)
         self.timestamps = list(timestamps)
+        self.columns = frozenset(columns)
+        self.on_unreadable = on_unreadable
 
     def __call__(self, resource: Any) -> dict[str, Any]:
         """Mutates the freshly parsed attributes instead of copying them."""
         if type(resource) is LeanResource:  # the hot path, without a method call per field
-            record: dict[str, Any] = resource.attributes or {}
+            attributes = resource.attributes
+            record: dict[str, Any] = attributes if type(attributes) is dict else {}
             record[self.id_column] = resource.id
-            lean_relationships = resource.relationships
-            if lean_relationships:
-                for name, column in self.to_one:
-                    relationship = lean_relationships.get(name)
-                    data = relationship.data if relationship is not None else None
-                    record[column] = data.get("id") if isinstance(data, dict) else None
+            lean_relationships = resource.relationships or {}
+            for name, column in self.to_one:
+                relationship = lean_relationships.get(name)
+                record[column] = linked_id(relationship.data if relationship is not None else None)
         else:
-            record = resource.get("attributes") or {}
-            record[self.id_column] = resource.get("id")
-            relationships = resource.get("relationships")
-            if relationships:
-                for name, column in self.to_one:
-                    data = (relationships.get(name) or {}).get("data")
-                    record[column] = data.get("id") if isinstance(data, dict) else None
+            attributes = resource.get("attributes") if isinstance(resource, dict) else None
+            record = attributes if isinstance(attributes, dict) else {}
+            record[self.id_column] = resource.get("id") if isinstance(resource, dict) else None
+            relationships = resource.get("relationships") if isinstance(resource, dict) else None
+            if not isinstance(relationships, dict):
+                relationships = {}
+            for name, column in self.to_one:
+                relationship = relationships.get(name)
+                record[column] = linked_id(relationship.get("data") if isinstance(relationship, dict) else None)
         for column in self.timestamps:
             value = record.get(column)
             if value is not None:
-                record[column] = normalize_timestamp(value)
+                normalized = normalize_timestamp(value)
+                if normalized is None and self.on_unreadable is not None:
+                    self.on_unreadable(column, value)
+                record[column] = normalized
+        return record
+
+    def complete(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Every declared top-level column present (null when Klaviyo sent nothing)."""
+        missing = self.columns - record.keys()
+        for column in missing:
+            record[column] = None
         return record
 
     def ids(self, resource: Any) -> dict[str, Any]:
         """Just the id and relationship ids: enough to name a child's context."""
         record: dict[str, Any] = {"id": resource.get("id")}
-        relationships = resource.get("relationships") or {}
+        relationships = resource.get("relationships")
+        if not isinstance(relationships, dict):
+            relationships = {}
         for name, column in self.to_one:
             relationship = relationships.get(name)
-            data = relationship.get("data") if relationship is not None else None
-            record[column] = data.get("id") if isinstance(data, dict) else None
+            record[column] = linked_id(relationship.get("data") if isinstance(relationship, dict) else None)
         return record
+
+
+def linked_id(data: Any) -> str | None:
+    """The id of a to-one linkage; None for a missing, null or partial one (`{"type": ...}` alone)."""
+    if isinstance(data, dict):
+        return id_text(data.get("id"))
+    return None
+
+
+def id_text(value: Any) -> str | None:
+    """Klaviyo's ids are strings; a number is read as one, anything else (null, empty, an object) is none."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def linkages(data: Any) -> list[tuple[str, str]]:
+    """(type, id) of every complete linkage in a relationship's `data` (a list, one object, or null)."""
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            kind, found = item.get("type"), id_text(item.get("id"))
+            if isinstance(kind, str) and found is not None:
+                out.append((kind, found))
+    return out
+
+
+def objects_of(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list attribute (Klaviyo may send null, or null items, where the spec has a list)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def nested(value: Any, *keys: str) -> dict[str, Any]:
+    """The object at `keys` inside `value`, or an empty one wherever a level is missing, null or not an object."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, dict) else {}

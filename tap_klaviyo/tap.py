@@ -11,6 +11,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 from typing_extensions import override
 
+from tap_klaviyo.bookmarks import quiet_null_value_notes
 from tap_klaviyo.clock import Clock
 from tap_klaviyo.errors import KlaviyoUserError, redact
 from tap_klaviyo.output import SingerOutput
@@ -34,6 +35,7 @@ class TapKlaviyo(Tap):
         """`clock`: the run's time (tests pass a fake one). Settings the JSON schema cannot express are checked
         here, before any request, each problem one line."""
         self.clock = clock
+        quiet_null_value_notes()
         self.config_files = config_files_of_this_run()  # token write-back: the --config files of this run
         super().__init__(*args, **kwargs)
         if kwargs.get("validate_config", True):
