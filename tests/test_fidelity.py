@@ -13,8 +13,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tap_klaviyo import spec
-from tap_klaviyo.drift import DEEP_EVERY, DriftCheck
+from tap_klaviyo.api import spec
+from tap_klaviyo.reading.drift import DEEP_EVERY, DriftCheck
 from tests.conftest import config_for
 from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import ROOT, run_tap, select_only

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tap_klaviyo import pacing
-from tap_klaviyo.client import KlaviyoStream
-from tap_klaviyo.settings import settings_errors
+from tap_klaviyo.api import pacing
+from tap_klaviyo.reading.settings import settings_errors
+from tap_klaviyo.reading.stream import KlaviyoStream
 from tests.conftest import config_for
 from tests.emulator import Emulator, EmulatorConfig
 from tests.emulator import reports as emulator_reports

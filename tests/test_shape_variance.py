@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tap_klaviyo.timestamps import parse_utc
+from tap_klaviyo.api.timestamps import parse_utc
 from tests.conftest import config_for
 from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import ID_STREAMS, SyncResult, membership_rows, run_tap, select_only

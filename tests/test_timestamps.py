@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tap_klaviyo.timestamps import normalize_timestamp, parse_utc, utc_iso
+from tap_klaviyo.api.timestamps import normalize_timestamp, parse_utc, utc_iso
 from tests.conftest import config_for
 from tests.emulator import Emulator, EmulatorConfig, ForcedResponse
 from tests.harness import SyncResult, run_cli, select_only

@@ -9,11 +9,11 @@ from typing import Any, ClassVar
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_klaviyo import spec
-from tap_klaviyo.children import DerivedStream, SideloadedStream
-from tap_klaviyo.client import KlaviyoStream
-from tap_klaviyo.records import objects_of
-from tap_klaviyo.timestamps import normalize_timestamp
+from tap_klaviyo.api import spec
+from tap_klaviyo.api.documents import objects_of
+from tap_klaviyo.api.timestamps import normalize_timestamp
+from tap_klaviyo.reading.children import DerivedStream, SideloadedStream
+from tap_klaviyo.reading.stream import KlaviyoStream
 
 #: Klaviyo lists campaigns one channel at a time; the spec names the channels its filter takes.
 CHANNELS = spec.filter_values("/api/campaigns", "messages.channel") or ("email", "sms", "mobile_push")

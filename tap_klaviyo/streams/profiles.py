@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from tap_klaviyo.children import Listing
-from tap_klaviyo.client import KlaviyoStream
-from tap_klaviyo.records import nested, objects_of
-from tap_klaviyo.timestamps import normalize_timestamp, parse_utc
+from tap_klaviyo.api.documents import nested, objects_of
+from tap_klaviyo.api.timestamps import normalize_timestamp, parse_utc
+from tap_klaviyo.reading.children import Listing
+from tap_klaviyo.reading.stream import KlaviyoStream
 
 
 class ProfileStream(KlaviyoStream):

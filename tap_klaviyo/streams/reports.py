@@ -20,21 +20,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 from weakref import WeakKeyDictionary
 
 import requests
 from typing_extensions import override
 
-from tap_klaviyo import spec
-from tap_klaviyo.children import Listing
-from tap_klaviyo.client import KlaviyoStream
-from tap_klaviyo.settings import parse_date_setting
-from tap_klaviyo.timestamps import normalize_timestamp, parse_utc, utc_iso
-
-if TYPE_CHECKING:
-    from tap_klaviyo.run import KlaviyoRun
+from tap_klaviyo.api import spec
+from tap_klaviyo.api.timestamps import normalize_timestamp, parse_utc, utc_iso
+from tap_klaviyo.reading.children import Listing
+from tap_klaviyo.reading.run import KlaviyoRun
+from tap_klaviyo.reading.settings import parse_date_setting
+from tap_klaviyo.reading.stream import KlaviyoStream
 
 DAY = timedelta(days=1)
 CONVERSION_METRIC_NAME = "Placed Order"

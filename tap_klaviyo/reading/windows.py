@@ -19,15 +19,13 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tap_klaviyo.concurrency import in_chunks, ordered
-from tap_klaviyo.query import WINDOW_END, WINDOW_START
-from tap_klaviyo.spool import Page
-from tap_klaviyo.timestamps import parse_utc, utc_iso
-
-if TYPE_CHECKING:
-    from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.api.timestamps import parse_utc, utc_iso
+from tap_klaviyo.reading.concurrency import in_chunks, ordered
+from tap_klaviyo.reading.contracts import PageSource
+from tap_klaviyo.reading.query import WINDOW_END, WINDOW_START
+from tap_klaviyo.reading.spool import Page
 
 #: Time windows of a windowed stream: sized for about this many pages each, and at most this many.
 PAGES_PER_WINDOW = 2
@@ -61,19 +59,19 @@ def window_plan(
     return (long, True) if long < short else (short, False)
 
 
-def steady_limit(stream: KlaviyoStream) -> int:
+def steady_limit(stream: PageSource) -> int:
     """The endpoint's steady limit per minute for this account, as far as the run knows yet."""
     ratio = stream.run.pacer.ratio or 1.0
     return max(1, int(stream.endpoint.rate[1] * ratio))
 
 
-def windowed_records(stream: KlaviyoStream, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+def windowed_records(stream: PageSource, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
     """The range's records, in order (pages on disk are read back here)."""
     for page in windowed_pages(stream, context):
         yield from page
 
 
-def windowed_pages(stream: KlaviyoStream, context: Mapping[str, Any] | None) -> Iterator[Page]:
+def windowed_pages(stream: PageSource, context: Mapping[str, Any] | None) -> Iterator[Page]:
     """The first page through one cursor, then the rest of the range in parallel windows, page by page.
 
     A record that came without its replication key cannot be placed in a window: where windows overlap (the
@@ -138,9 +136,7 @@ def _generator(records: Iterable[dict[str, Any]]) -> Generator[dict[str, Any], N
     return records
 
 
-def window_pages(
-    stream: KlaviyoStream, context: dict[str, Any], already: set[Any], unplaced: Unplaced
-) -> Iterator[Page]:
+def window_pages(stream: PageSource, context: dict[str, Any], already: set[Any], unplaced: Unplaced) -> Iterator[Page]:
     """One window's records a page at a time (on a worker), less what falls below it (a strict filter steps
     back a second), the records tied with the first page's last value that the first page already had, and
     records without a key that another window already passed."""

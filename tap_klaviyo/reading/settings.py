@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
-from tap_klaviyo.spec import SPEC_REVISION
-from tap_klaviyo.timestamps import parse_utc
+from tap_klaviyo.api.spec import SPEC_REVISION
+from tap_klaviyo.api.timestamps import parse_utc
 
 DEFAULT_API_URL = "https://a.klaviyo.com"
 _REVISION = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.[A-Za-z0-9_-]+)?$")

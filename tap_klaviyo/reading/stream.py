@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -29,10 +29,10 @@ from singer_sdk.singerlib import SelectionMask
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
-from tap_klaviyo import spec
-from tap_klaviyo.auth import KlaviyoKeyAuthenticator
-from tap_klaviyo.drift import DriftCheck
-from tap_klaviyo.errors import (
+from tap_klaviyo.api import spec
+from tap_klaviyo.api.auth import KlaviyoKeyAuthenticator
+from tap_klaviyo.api.documents import decode, next_link, resources
+from tap_klaviyo.api.errors import (
     KlaviyoAPIError,
     KlaviyoPermissionError,
     MalformedBody,
@@ -40,18 +40,17 @@ from tap_klaviyo.errors import (
     raise_for_status,
     redact,
 )
-from tap_klaviyo.fanout import Fanout
-from tap_klaviyo.full_reads import FullReads
-from tap_klaviyo.pagination import JsonApiPaginator
-from tap_klaviyo.progress import RunStats
-from tap_klaviyo.query import WINDOW_START, QueryMixin, spec_template
-from tap_klaviyo.records import RecordShape, decode, next_link, resources
-from tap_klaviyo.retry import MAX_TRIES, RetryPolicy, log_retry
+from tap_klaviyo.api.retry import MAX_TRIES, RetryPolicy, log_retry
+from tap_klaviyo.reading.drift import DriftCheck
+from tap_klaviyo.reading.fanout import Fanout
+from tap_klaviyo.reading.full_reads import FullReads
+from tap_klaviyo.reading.pagination import JsonApiPaginator
+from tap_klaviyo.reading.progress import RunStats
+from tap_klaviyo.reading.query import WINDOW_START, QueryMixin, spec_template
+from tap_klaviyo.reading.records import RecordShape
+from tap_klaviyo.reading.run import KlaviyoRun
 
-if TYPE_CHECKING:
-    from tap_klaviyo.run import KlaviyoRun
-
-SCHEMAS_DIR = Path(__file__).parent / "schemas"
+SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
 
 
 class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
