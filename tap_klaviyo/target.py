@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from functools import cached_property
-from typing import IO, Any
+from typing import Any
 
 from singer_sdk import Sink, Target
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, InvalidInputLine
@@ -42,6 +42,7 @@ class TargetKlaviyo(Target):
         self.clock = clock
         self.config_files = config_files_of_this_run()
         super().__init__(*args, **kwargs)
+        TargetKlaviyo.last_run = self
         if kwargs.get("validate_config", True):
             errors = target_settings_errors(self.config)
             if errors:
@@ -74,13 +75,13 @@ class TargetKlaviyo(Target):
             raise UnknownStream(msg)
         return sink
 
-    @override
-    def listen(self, file_input: IO[str] | None = None) -> None:
-        """The SDK reads and drains; then the summary, and a failing exit when rows were rejected."""
-        try:
-            super().listen(file_input)
-        finally:
-            self.outcomes.close()
+    #: The instance the CLI created (the SDK's `listen` is final and its end of input private, so the run's
+    #: summary is given after `invoke` returns, on this instance).
+    last_run: TargetKlaviyo | None = None
+
+    def finish(self) -> None:
+        """After the SDK read and drained everything: the summary, and a failing exit when rows were rejected."""
+        self.outcomes.close()
         dry = bool(self.config.get("dry_run"))
         for line in self.outcomes.summary(dry):
             self.logger.info("%s", line)
@@ -92,10 +93,12 @@ class TargetKlaviyo(Target):
 
     @classmethod
     @override
-    def invoke(cls, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Problems the user can fix end the run with one line, not a traceback."""
         try:
             super().invoke(*args, **kwargs)
+            if cls.last_run is not None and not kwargs.get("about"):
+                cls.last_run.finish()
         except (KlaviyoUserError, FatalAPIError, JobFailed, AmbiguousWrite) as exc:
             cls.logger.error("%s", redact(str(exc)))
             sys.exit(1)

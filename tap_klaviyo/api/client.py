@@ -137,7 +137,9 @@ class KlaviyoClient:
             response = send()
         except (RetriableAPIError, requests.RequestException) as exc:
             if give_up(exc):
-                raise AmbiguousWrite(redact(f"{where(exc)} failed ({exc}); it may or may not have applied", self.secrets)) from None
+                raise AmbiguousWrite(
+                    redact(f"{where(exc)} failed ({exc}); it may or may not have applied", self.secrets)
+                ) from None
             raise
         summary = policy.summary()
         if summary:
@@ -163,7 +165,9 @@ class KlaviyoClient:
             try:
                 response.json()
             except ValueError:
-                raise MalformedBody(f"HTTP {response.status_code} with a body that is not valid JSON", response) from None
+                raise MalformedBody(
+                    f"HTTP {response.status_code} with a body that is not valid JSON", response
+                ) from None
         return response
 
     def _hold(self, exc: BaseException, seconds: float) -> None:

@@ -35,7 +35,8 @@ class EventSink(KlaviyoSink):
 
     def entry(self, row: dict[str, Any]) -> dict[str, Any]:
         """One event as a bulk entry (its profile and the event), or RowError."""
-        profile = row.get("profile") if isinstance(row.get("profile"), dict) else {}
+        given = row.get("profile")
+        profile: dict[str, Any] = given if isinstance(given, dict) else {}
         ids = identity({**{k: row.get(k) for k in ("email", "phone_number", "external_id")}, **profile})
         metric = str(row.get("metric_name") or "").strip()
         if not metric:

@@ -27,6 +27,16 @@ class ListSink(KlaviyoSink):
         return name, opt_in
 
     @override
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        """Lists are declared when read: a membership or subscription drained first creates them alike."""
+        super().process_record(record, context)
+        try:
+            name, opt_in = self.parsed(record)
+        except RowError:
+            return
+        self.klaviyo.lists.declare(name, opt_in)
+
+    @override
     def write(self, rows: list[dict[str, Any]]) -> None:
         for row, (name, opt_in) in self.checked(rows, self.parsed):
             try:

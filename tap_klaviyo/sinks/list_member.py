@@ -17,6 +17,8 @@ from tap_klaviyo.writing.rows import RowError
 from tap_klaviyo.writing.targets import list_of, profile_key, resolve
 
 IDS_PER_CALL = 1_000
+#: What the SDK stamps on each record when metadata is on (the row as read is what a reject shows).
+STAMPED = ("_sdc_received_at", "_sdc_batched_at", "_sdc_sequence", "_sdc_sync_started_at")
 
 
 class ListMemberSink(KlaviyoSink):
@@ -26,6 +28,13 @@ class ListMemberSink(KlaviyoSink):
     @override
     def include_sdc_metadata_properties(self) -> bool:
         return True
+
+    @override
+    def process_batch(self, context: dict[str, Any]) -> None:
+        for row in context.get("records", []):
+            for name in STAMPED:
+                row.pop(name, None)
+        super().process_batch(context)
 
     @override
     def write(self, rows: list[dict[str, Any]]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from typing_extensions import override
 
@@ -11,8 +11,8 @@ from tap_klaviyo.sinks.base import KlaviyoSink
 from tap_klaviyo.writing.jobs import ImportJob, ProfileImports
 from tap_klaviyo.writing.rows import MAX_BODY_BYTES, RowError, chunks, identity, size_of
 
-SCALARS = ("email", "phone_number", "external_id", "first_name", "last_name", "organization", "title", "locale")
-SCALARS += ("image",)
+SCALARS: tuple[str, ...] = ("email", "phone_number", "external_id", "first_name", "last_name", "organization")
+SCALARS += ("title", "locale", "image")
 LOCATION = ("address1", "address2", "city", "country", "latitude", "longitude", "region", "zip", "timezone", "ip")
 MAX_ROWS_PER_JOB = 10_000
 MAX_PROFILE_BYTES = 100 * 1024
@@ -20,7 +20,7 @@ MAX_PROFILE_BYTES = 100 * 1024
 
 class ProfileSink(KlaviyoSink):
     name = "profile"
-    MAX_SIZE_DEFAULT: ClassVar[int] = 50_000  # five jobs submitted together, polled together
+    MAX_SIZE_DEFAULT = 50_000  # five jobs submitted together, polled together
 
     def attributes(self, row: dict[str, Any]) -> dict[str, Any]:
         """The row as Klaviyo's profile attributes: absent keys stay absent; nulls only when they clear."""
@@ -29,7 +29,9 @@ class ProfileSink(KlaviyoSink):
         for name, keys in (("location", LOCATION), ("properties", None)):
             value = row.get(name)
             if isinstance(value, dict):
-                given = {k: v for k, v in value.items() if (keys is None or k in keys) and (v is not None or keep_nulls)}
+                given = {
+                    k: v for k, v in value.items() if (keys is None or k in keys) and (v is not None or keep_nulls)
+                }
                 if given:
                     attrs[name] = given
             elif value is not None:

@@ -111,10 +111,15 @@ class SubscriptionSink(KlaviyoSink):
         for start in range(0, len(members), UNSUBSCRIBES_PER_CALL):
             part = members[start : start + UNSUBSCRIBES_PER_CALL]
             profiles = [
-                {"type": "profile", "attributes": {**ids, "subscriptions": {channel: {"marketing": {"consent": "UNSUBSCRIBED"}}}}}
+                {
+                    "type": "profile",
+                    "attributes": {**ids, "subscriptions": {channel: {"marketing": {"consent": "UNSUBSCRIBED"}}}},
+                }
                 for _row, ids, _at in part
             ]
-            self.send("/api/profile-subscription-bulk-delete-jobs", {"profiles": {"data": profiles}}, list_id, len(part))
+            self.send(
+                "/api/profile-subscription-bulk-delete-jobs", {"profiles": {"data": profiles}}, list_id, len(part)
+            )
 
     def send(self, path: str, attributes: dict[str, Any], list_id: str | None, rows: int) -> None:
         kind = "profile-subscription-bulk-create-job" if "create" in path else "profile-subscription-bulk-delete-job"

@@ -30,6 +30,15 @@ class Lists:
         self.ids: set[str] = set()
         self.lock = threading.RLock()
         self.capped = False
+        #: name -> opt_in_process of list rows read but maybe not drained yet (a membership may create it first).
+        self.declared: dict[str, str] = {}
+        #: Names of the lists this run created (whichever sink got there first).
+        self.created: set[str] = set()
+
+    def declare(self, name: str, opt_in_process: str | None) -> None:
+        if opt_in_process:
+            with self.lock:
+                self.declared.setdefault(name, opt_in_process)
 
     def load(self, what: str) -> None:
         with self.lock:
@@ -56,12 +65,13 @@ class Lists:
         with self.lock:
             found = self.find(name, what)
             if found is not None:
-                return found, False
+                return found, name in self.created
             if self.dry_run:
                 return None, True
             if self.capped:
                 raise ListCapReached(DAILY_CAP_MESSAGE)
             attributes: dict[str, str] = {"name": name}
+            opt_in_process = opt_in_process or self.declared.get(name)
             if opt_in_process:
                 attributes["opt_in_process"] = opt_in_process
             body = {"data": {"type": "list", "attributes": attributes}}
@@ -80,4 +90,5 @@ class Lists:
             assert self.by_name is not None
             self.by_name[name] = list_id
             self.ids.add(list_id)
+            self.created.add(name)
             return list_id, True

@@ -11,7 +11,15 @@ from singer_sdk import typing as th
 from tap_klaviyo.settings import CONFIG_SCHEMA, settings_errors
 
 #: Settings shared with the tap, with the tap's names, schema and checks.
-SHARED = ("api_key", "client_id", "client_secret", "refresh_token", "api_url", "revision", "user_agent")
+SHARED: tuple[str, ...] = (
+    "api_key",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "api_url",
+    "revision",
+    "user_agent",
+)
 SHARED += ("request_timeout", "max_concurrency")
 
 OWN = th.PropertiesList(

@@ -12,10 +12,10 @@ from tap_klaviyo.writing.rows import RowError, identity
 def list_of(row: dict[str, Any], lists: Lists, what: str, *, create: bool) -> str | None:
     """The list id a row names (None: a dry run would create it, or the row names none and may)."""
     if row.get("list_id"):
-        list_id = str(row["list_id"])
-        if not lists.exists(list_id, what):
-            raise RowError(f"list_id {list_id} is not a list of this account")
-        return list_id
+        given = str(row["list_id"])
+        if not lists.exists(given, what):
+            raise RowError(f"list_id {given} is not a list of this account")
+        return given
     name = str(row.get("list_name") or "").strip()
     if not name:
         return None

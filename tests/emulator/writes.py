@@ -214,11 +214,9 @@ class WriteApi:
             self.counts["events_dropped"] += 1
             return
         mid = self._metric(str(metric))
-        when = (
-            micros(datetime.fromisoformat(str(attrs["time"]).replace("Z", "+00:00")))
-            if attrs.get("time")
-            else now_micros()
-        )
+        stamp = str(attrs["time"]).replace("Z", "+00:00") if attrs.get("time") else None
+        when = micros(datetime.fromisoformat(stamp)) if stamp else now_micros()
+        when -= when % 1_000_000  # Klaviyo: "The time is truncated to the second"
         unique = str(attrs.get("unique_id") or fmt(when))  # Klaviyo's fallback key: the time, to the second
         key = (pid, mid, unique)
         if key in self.event_keys:
