@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from singer_sdk.exceptions import FatalAPIError
+
 from tap_klaviyo.clock import Clock
 from tap_klaviyo.errors import KlaviyoUserError
 from tap_klaviyo.target import TargetKlaviyo
@@ -31,6 +33,7 @@ class TargetResult:
     rejects: list[dict[str, Any]] = field(default_factory=list)
     outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
     requests: int = 0
+    summary: list[str] = field(default_factory=list)
 
 
 def messages(stream: str, schema: dict[str, Any], rows: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
@@ -59,7 +62,7 @@ def run_target(
                 target = TargetKlaviyo(config=config, clock=clock)
                 target.listen(io.StringIO(text))
                 target.finish()
-            except KlaviyoUserError as exc:
+            except (KlaviyoUserError, FatalAPIError) as exc:
                 error = str(exc)
     finally:
         root.removeHandler(handler)
@@ -72,4 +75,5 @@ def run_target(
     if target is not None:
         result.outcomes = {k: dict(v) for k, v in target.outcomes.counts.items()}
         result.requests = target.client.requests
+        result.summary = target.outcomes.summary(bool(config.get("dry_run")))
     return result

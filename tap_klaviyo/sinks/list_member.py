@@ -43,7 +43,7 @@ class ListMemberSink(KlaviyoSink):
         for row, key in self.checked(rows, profile_key):
             removing = row.get("_sdc_deleted_at") is not None
             try:
-                list_id = list_of(row, lists, what, create=not removing and not self.dry_run)
+                list_id = list_of(row, lists, what, create=not removing)
             except (RowError, ListCapReached) as exc:
                 self.reject(row, str(exc))
                 continue
