@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from functools import cached_property
 from typing import Any
 
 from singer_sdk import Sink, Target
-from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, InvalidInputLine
+from singer_sdk.exceptions import (
+    ConfigValidationError,
+    FatalAPIError,
+    InvalidInputLine,
+    RecordsWithoutSchemaException,
+)
+from singer_sdk.io_base import SingerReader
 from typing_extensions import override
 
 from tap_klaviyo.api.client import AmbiguousWrite, KlaviyoClient
@@ -20,6 +27,18 @@ from tap_klaviyo.writing.jobs import JobFailed
 from tap_klaviyo.writing.lists import Lists
 from tap_klaviyo.writing.rejects import Outcomes
 from tap_klaviyo.writing.settings import TARGET_CONFIG_SCHEMA, target_settings_errors
+
+
+class QuietReader(SingerReader):
+    """The SDK's reader, without the traceback it logs for a line that is not JSON (the run ends with one line)."""
+
+    @override
+    def deserialize_json(self, line: str) -> dict[str, Any]:
+        try:
+            return json.loads(line)  # type: ignore[no-any-return]
+        except json.JSONDecodeError:
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            raise InvalidInputLine(f"line {shown.strip()!r} is not JSON") from None
 
 
 class UnknownStream(KlaviyoUserError):
@@ -36,6 +55,7 @@ class TargetKlaviyo(Target):
     name = "target-klaviyo"
     package_name = "tap-klaviyo-sdk"
     config_jsonschema = TARGET_CONFIG_SCHEMA
+    message_reader_class = QuietReader
 
     def __init__(self, *args: Any, clock: Clock | None = None, **kwargs: Any) -> None:
         """`clock`: the run's time (tests pass a fake one). Settings are checked before any input is read."""
@@ -102,7 +122,7 @@ class TargetKlaviyo(Target):
         except (KlaviyoUserError, FatalAPIError, JobFailed, AmbiguousWrite) as exc:
             cls.logger.error("%s", redact(str(exc)))
             sys.exit(1)
-        except InvalidInputLine as exc:
+        except (InvalidInputLine, RecordsWithoutSchemaException) as exc:
             cls.logger.error("target-klaviyo: an input line is not a Singer message (%s); fix the input", exc)
             sys.exit(1)
 

@@ -43,6 +43,13 @@ def events(n: int) -> list[dict[str, Any]]:
     ]
 
 
+NEW = range(250, 450)
+
+
+def label(row: dict[str, Any]) -> Any:
+    return row.get("email") or row.get("first_name") or row.get("datetime")
+
+
 def written(emu: Emulator) -> list[Any]:
     return [r for r in emu.requests.snapshot() if r.method != "GET"]
 
@@ -106,7 +113,7 @@ def test_dry_run_writes_nothing_and_reports(tmp_path: Path) -> None:
     with empty(clock) as emu:
         lines = [
             *messages("list", ANY, [{"name": "VIP"}], []),
-            *messages("profile", ANY, profiles(5) + [{"first_name": "x"}], []),
+            *messages("profile", ANY, [*profiles(5), {"first_name": "x"}], []),
             *messages("event", ANY, events(7), []),
             *messages("list_member", LIST_MEMBER_SCHEMA, [{"list_name": "VIP", "email": "p1@example.com"}], []),
         ]
@@ -293,3 +300,31 @@ def test_bad_settings_are_one_line_each(settings: dict[str, Any], message: str) 
         TargetKlaviyo(config={k: v for k, v in {**base, **settings}.items() if v is not None})
     assert any(message in error for error in raised.value.errors)
     assert "pk_secret_value" not in " ".join(raised.value.errors)
+
+
+def cli(args: list[str], stdin: str, tmp_path: Path, settings: dict[str, Any]) -> Any:
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(settings))
+    script = Path(sys.executable).parent / "target-klaviyo"
+    return subprocess.run(
+        [str(script), "--config", str(config), *args], input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_unparsable_input_is_one_line_and_never_shows_the_key(tmp_path: Path) -> None:
+    with Emulator(EmulatorConfig(empty=True, rate_limit_scale=0.0)) as emu:
+        settings = {"api_key": DEMO_API_KEY, "api_url": emu.base_url}
+        done = cli([], "this is not json\n", tmp_path, settings)
+        assert done.returncode == 1
+        assert "an input line is not a Singer message" in done.stderr
+        assert "Traceback" not in done.stderr and DEMO_API_KEY not in done.stderr + done.stdout
+        rejected = cli(
+            [], "".join(json.dumps(m) + "\n" for m in messages("profile", ANY, [{"x": 1}], [])), tmp_path, settings
+        )
+        assert rejected.returncode == 1 and "1 rows were rejected" in rejected.stderr
+        assert "profile: 1 rejected" in rejected.stderr
+        about = cli(["--about"], "", tmp_path, settings)
+        assert about.returncode == 0 and "target-klaviyo" in about.stdout and "rejects_file" in about.stdout
