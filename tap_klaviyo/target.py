@@ -35,7 +35,7 @@ class QuietReader(SingerReader):
     @override
     def deserialize_json(self, line: str) -> dict[str, Any]:
         try:
-            return json.loads(line)  # type: ignore[no-any-return]
+            return json.loads(line)
         except json.JSONDecodeError:
             shown = line if len(line) <= 80 else line[:77] + "..."
             raise InvalidInputLine(f"line {shown.strip()!r} is not JSON") from None

@@ -310,7 +310,12 @@ def cli(args: list[str], stdin: str, tmp_path: Path, settings: dict[str, Any]) -
     config.write_text(json.dumps(settings))
     script = Path(sys.executable).parent / "target-klaviyo"
     return subprocess.run(
-        [str(script), "--config", str(config), *args], input=stdin, capture_output=True, text=True, timeout=120
+        [str(script), "--config", str(config), *args],
+        check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -40,7 +40,7 @@ class KlaviyoSpecialChars(TargetFileTestTemplate):
     name = "klaviyo_special_chars"
 
     @property
-    def singer_filepath(self) -> Path:  # type: ignore[override]
+    def singer_filepath(self) -> Path:
         return FIXTURES / f"{self.name}.singer"
 
     def validate(self) -> None:
