@@ -252,14 +252,15 @@ def test_a_killed_run_resumes_without_loss_or_duplicates(tmp_path: Path) -> None
             *messages("event", ANY, events(2500), []),
             {"type": "STATE", "value": {"done": 1}},
         ]
-        # Every attempt at the first event call fails until the run gives up: it dies with profiles written.
-        emu.force("/api/event-bulk-create-jobs", [ForcedResponse(status=503)] * 6, method="POST")
+        # Every attempt at the event calls fails until the run gives up: it dies with profiles written.
+        emu.force("/api/event-bulk-create-jobs", [ForcedResponse(status=503)] * 100, method="POST")
         died = run_target(config(emu), lines, clock, tmp_path)
         assert died.states == []  # nothing was confirmed: no STATE
         clock.sleep(10)
         emu.writes.settle()
         assert len(emu.account.expected_ids("profile")) == 100
         assert len(stored_events(emu)) < 2500
+        emu.faults.clear()
         (tmp_path / "resume").mkdir()
         resumed = run_target(config(emu), lines, clock, tmp_path / "resume")
         assert resumed.error is None and resumed.states == [{"done": 1}]

@@ -70,6 +70,13 @@ class WriteApi:
         self.event_keys: set[tuple[str, str, str]] = set()
         self.counts = {"profile_imports": 0, "events_dropped": 0}
 
+    def _bump(self) -> None:
+        """A write of ours: read caches go stale, the profile index stays current (it was kept in step)."""
+        current = self.book.generation == self.data.generation
+        self.data.generation += 1
+        if current:
+            self.book.generation = self.data.generation
+
     @staticmethod
     def serves(op: Operation) -> bool:
         return (op.method, op.template) in WRITES
@@ -159,7 +166,7 @@ class WriteApi:
         rels = {"lists": [item["id"] for item in lists], "profiles": [], "import-errors": []}
         rec = Rec("profile-bulk-import-job", job.job_id, attrs, rels)
         self.data.store.setdefault("profile-bulk-import-job", {})[job.job_id] = rec
-        self.data.generation += 1
+        self._bump()
         self.counts["profile_imports"] += 1
         return {"data": {"type": rec.type, "id": rec.id, "attributes": attrs, "links": {"self": ""}}}
 
@@ -180,7 +187,7 @@ class WriteApi:
             done += 1
         rec.attrs = {**rec.attrs, "status": "complete", "completed_count": done, "failed_count": failed}
         rec.attrs["completed_at"] = fmt(now_micros())
-        self.data.generation += 1
+        self._bump()
 
     def _import_error(self, job: Rec, pos: int, problem: tuple[str, str], row: dict[str, Any]) -> None:
         pointer, detail = problem
@@ -226,7 +233,7 @@ class WriteApi:
         if attrs.get("value") is not None:
             props["$value"] = attrs["value"]
         self.data.events.append(when, mid, pid, props)
-        self.data.generation += 1
+        self._bump()
 
     def _metric(self, name: str) -> str:
         for rec in self.data.store.get("metric", {}).values():
@@ -256,7 +263,7 @@ class WriteApi:
         }
         self.data.store.setdefault("list", {})[lid] = Rec("list", lid, values, {"tags": [], "flow-triggers": []})
         self.data.members["list"][lid] = {}
-        self.data.generation += 1
+        self._bump()
         return 201, {"data": {"type": "list", "id": lid, "attributes": values, "links": {"self": ""}}}
 
     def _members(self, method: str, list_id: str, rows: list[Any]) -> tuple[int, bytes]:
@@ -271,7 +278,7 @@ class WriteApi:
                 self._add_member(list_id, row["id"])
             else:
                 self.data.members["list"].get(list_id, {}).pop(row["id"], None)
-        self.data.generation += 1
+        self._bump()
         return 204, b""
 
     def _add_member(self, list_id: str, pid: str) -> None:
@@ -279,7 +286,7 @@ class WriteApi:
         if pid not in members:
             now = now_micros()
             members[pid] = now - now % 1_000_000
-            self.data.generation += 1
+            self._bump()
 
     def _list_of(self, body: dict[str, Any]) -> str | None:
         rel = ((body["data"].get("relationships") or {}).get("list") or {}).get("data") or {}
@@ -336,7 +343,7 @@ class WriteApi:
                     members.pop(pid)  # off this list only
                 else:
                     self._consent(pid, channel, "UNSUBSCRIBED", None)  # Klaviyo: off everything of the channel
-            self.data.generation += 1
+            self._bump()
 
     def _consent(self, pid: str, channel: str, consent: str, at: Any) -> None:
         rec = self.data.store["profile"][pid]
@@ -349,7 +356,7 @@ class WriteApi:
         chan["marketing"] = marketing
         subs[channel] = chan
         rec.attrs = {**rec.attrs, "subscriptions": subs, "updated": fmt(now_micros())}
-        self.data.generation += 1
+        self._bump()
 
     # ---- the single upsert -----------------------------------------------------------------------
     def _profile_import(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
