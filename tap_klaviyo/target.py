@@ -18,10 +18,10 @@ from singer_sdk.io_base import SingerReader
 from typing_extensions import override
 
 from tap_klaviyo.api.client import AmbiguousWrite, KlaviyoClient
-from tap_klaviyo.clock import Clock
-from tap_klaviyo.errors import KlaviyoUserError, redact
+from tap_klaviyo.api.clock import Clock
+from tap_klaviyo.api.errors import KlaviyoUserError, redact
+from tap_klaviyo.api.token_store import config_files_of_this_run
 from tap_klaviyo.sinks import SINK_TYPES
-from tap_klaviyo.token_store import config_files_of_this_run
 from tap_klaviyo.writing.identity import ProfileIds
 from tap_klaviyo.writing.jobs import JobFailed
 from tap_klaviyo.writing.lists import Lists

@@ -12,8 +12,8 @@ from typing import Any
 
 from singer_sdk.exceptions import FatalAPIError
 
-from tap_klaviyo.clock import Clock
-from tap_klaviyo.errors import KlaviyoUserError
+from tap_klaviyo.api.clock import Clock
+from tap_klaviyo.api.errors import KlaviyoUserError
 from tap_klaviyo.target import TargetKlaviyo
 
 LIST_MEMBER_SCHEMA = {

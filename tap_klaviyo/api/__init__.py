@@ -1,1 +1,5 @@
-"""The Klaviyo API layer the tap and the target share (the target's request path lives here)."""
+"""The Klaviyo API layer both commands share: auth, pacing, retries, errors, the spec, JSON:API documents,
+and the target's request path (client.py).
+
+It knows nothing of streams or sinks.
+"""

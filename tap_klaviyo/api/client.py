@@ -19,14 +19,16 @@ import backoff
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_klaviyo import __version__, spec
-from tap_klaviyo.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
-from tap_klaviyo.clock import Clock
-from tap_klaviyo.errors import MalformedBody, ThrottledError, raise_for_status, redact
-from tap_klaviyo.pacing import PacedAdapter, Pacer
-from tap_klaviyo.retry import MAX_TRIES, RetryPolicy, log_retry
-from tap_klaviyo.settings import SECRET_SETTINGS, SPEC_REVISION
-from tap_klaviyo.token_store import RefreshTokenStore
+from tap_klaviyo import __version__
+from tap_klaviyo.api import spec
+from tap_klaviyo.api.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
+from tap_klaviyo.api.clock import Clock
+from tap_klaviyo.api.connection import SECRET_SETTINGS
+from tap_klaviyo.api.errors import MalformedBody, ThrottledError, raise_for_status, redact
+from tap_klaviyo.api.pacing import PacedAdapter, Pacer
+from tap_klaviyo.api.retry import MAX_TRIES, RetryPolicy, log_retry
+from tap_klaviyo.api.spec import SPEC_REVISION
+from tap_klaviyo.api.token_store import RefreshTokenStore
 
 JSON_API = "application/vnd.api+json"
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from singer_sdk.sinks import BatchSink
 from typing_extensions import override
 
+from tap_klaviyo.writing.contracts import WriteRun
 from tap_klaviyo.writing.rows import RowError, jsonable
-
-if TYPE_CHECKING:
-    from tap_klaviyo.target import TargetKlaviyo
 
 
 class KlaviyoSink(BatchSink):
@@ -18,8 +16,8 @@ class KlaviyoSink(BatchSink):
 
     name: ClassVar[str] = ""
 
-    def __init__(self, target: TargetKlaviyo, stream_name: str, schema: dict[str, Any], key_properties: Any) -> None:
-        self.klaviyo = target  # the SDK keeps its own reference private
+    def __init__(self, target: Any, stream_name: str, schema: dict[str, Any], key_properties: Any) -> None:
+        self.klaviyo: WriteRun = target  # the SDK keeps its own reference private
         super().__init__(target, stream_name, schema, key_properties)
 
     @property

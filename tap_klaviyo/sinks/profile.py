@@ -6,7 +6,7 @@ from typing import Any
 
 from typing_extensions import override
 
-from tap_klaviyo.errors import KlaviyoAPIError
+from tap_klaviyo.api.errors import KlaviyoAPIError
 from tap_klaviyo.sinks.base import KlaviyoSink
 from tap_klaviyo.writing.jobs import ImportJob, ProfileImports
 from tap_klaviyo.writing.rows import MAX_BODY_BYTES, RowError, chunks, identity, size_of

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 from tap_klaviyo.api.client import AmbiguousWrite, KlaviyoClient
-from tap_klaviyo.errors import RateLimitExhausted
+from tap_klaviyo.api.errors import RateLimitExhausted
 
 DAILY_CAP_MESSAGE = (
     "Klaviyo's daily cap on new lists (150 a day) is reached: the list was not created; run again tomorrow"

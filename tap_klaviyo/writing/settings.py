@@ -8,20 +8,9 @@ from typing import Any
 
 from singer_sdk import typing as th
 
-from tap_klaviyo.settings import CONFIG_SCHEMA, settings_errors
+from tap_klaviyo.api.connection import CONNECTION_HEAD, CONNECTION_SETTINGS, CONNECTION_TAIL, connection_errors
 
-#: Settings shared with the tap, with the tap's names, schema and checks.
-SHARED: tuple[str, ...] = (
-    "api_key",
-    "client_id",
-    "client_secret",
-    "refresh_token",
-    "api_url",
-    "revision",
-    "user_agent",
-)
-SHARED += ("request_timeout", "max_concurrency")
-
+#: The target's own settings (the connection settings are the tap's: api/connection.py).
 OWN = th.PropertiesList(
     th.Property(
         "clear_nulls",
@@ -86,18 +75,13 @@ OWN = th.PropertiesList(
     ),
 ).to_dict()
 
-TARGET_CONFIG_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        **{name: CONFIG_SCHEMA["properties"][name] for name in SHARED},
-        **OWN["properties"],
-    },
-}
+TARGET_CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(*CONNECTION_HEAD, *CONNECTION_TAIL).to_dict()
+TARGET_CONFIG_SCHEMA["properties"].update(OWN["properties"])
 
 
 def target_settings_errors(config: Mapping[str, Any]) -> list[str]:
     """The tap's checks of the shared settings, and the target's own, one line each."""
-    errors = settings_errors({name: config[name] for name in SHARED if name in config})
+    errors = connection_errors({name: config[name] for name in CONNECTION_SETTINGS if name in config})
     rejects = config.get("rejects_file")
     if rejects and not Path(str(rejects)).expanduser().parent.is_dir():
         errors.append(f"rejects_file {rejects!r}: its folder does not exist; create it or choose another path")

@@ -25,6 +25,7 @@ from .data import AccountData
 from .faults import FAULT_KINDS, HTML_502, FaultPlan, ForcedResponse, fault_label, server_error
 from .ratelimit import Decision, RateLimiter
 from .spec import Operation, RateLimit, get_spec
+from .variance import Variance
 from .writes import WriteApi, empty_account
 
 JSON_API = "application/vnd.api+json"
@@ -56,6 +57,9 @@ class EmulatorConfig:
     job_delay_s: float = 2.0
     #: Share of injected 5xx/timeout/drop faults on writes that come after the write was applied.
     applied_fault_share: float = 0.5
+    #: Share of what the spec leaves open that GET answers vary (omitted, nulled, unlisted fields and enum
+    #: values, partial relationships: tests/emulator/variance.py), by `seed`; 0 serves every attribute.
+    shape_variance: float = 0.0
 
 
 @dataclass
@@ -425,6 +429,9 @@ class Emulator:
         except ApiError as err:
             reply = _error(err.status, err.code, err.title, err.detail, parameter=err.parameter, pointer=err.pointer)
             return _add_limit_headers(reply, decision)
+        if self.config.shape_variance and op.method == "GET" and status == 200:
+            parsed = json.loads(doc if isinstance(doc, bytes) else _dump(doc))  # a copy: the account stays as it is
+            doc = Variance(self.config.shape_variance, self.config.seed).vary_document(parsed, op)
         payload = doc if isinstance(doc, bytes) else _dump(doc)
         return _add_limit_headers(_Reply(status, payload), decision)
 

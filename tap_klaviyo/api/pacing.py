@@ -29,9 +29,9 @@ import urllib3
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
-from tap_klaviyo import spec
-from tap_klaviyo.clock import Clock
-from tap_klaviyo.errors import RateLimitExhausted
+from tap_klaviyo.api import spec
+from tap_klaviyo.api.clock import Clock
+from tap_klaviyo.api.errors import RateLimitExhausted
 
 # The server counts a request when it arrives, and latency varies: a slightly longer client-side window
 # keeps jittered arrivals inside Klaviyo's fixed windows.
@@ -200,12 +200,6 @@ class Limiter:
         burst, published = self.published
         self.steady = steady
         self.burst = max(1, int(burst * steady / published + 1e-9)) if published else burst
-
-    def spend_daily(self, remaining: int) -> None:
-        """Align the daily budget with what the server reports is left."""
-        if self.daily is not None:
-            with self._lock:
-                self._day_count = max(self._day_count, self.daily - remaining)
 
 
 class Pacer:
