@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import write_case  # noqa: E402
-from tap_klaviyo import spec  # noqa: E402
+from tap_klaviyo.api import spec  # noqa: E402
 from tap_klaviyo.streams.flows import MESSAGELESS_ACTIONS  # noqa: E402
 from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig  # noqa: E402
 from tests.emulator.api import fixed_page_size  # noqa: E402
