@@ -24,6 +24,7 @@ from .data import AccountData
 from .faults import FAULT_KINDS, HTML_502, FaultPlan, ForcedResponse, fault_label, server_error
 from .ratelimit import Decision, RateLimiter
 from .spec import Operation, RateLimit, get_spec
+from .variance import Variance
 
 JSON_API = "application/vnd.api+json"
 THROTTLE_DOCS = "https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling#rate-limits"
@@ -48,6 +49,9 @@ class EmulatorConfig:
     #: Resource type -> attributes served on every such resource beyond the spec (e.g. a field Klaviyo
     #: has just started sending), to test that the tap names what no schema declares.
     extra_attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Share of what the spec leaves open that GET answers vary (omitted, nulled, unlisted fields and enum
+    #: values, partial relationships: tests/emulator/variance.py), by `seed`; 0 serves every attribute.
+    shape_variance: float = 0.0
 
 
 @dataclass
@@ -423,6 +427,9 @@ class Emulator:
         except ApiError as err:
             reply = _error(err.status, err.code, err.title, err.detail, parameter=err.parameter, pointer=err.pointer)
             return _add_limit_headers(reply, decision)
+        if self.config.shape_variance and op.method == "GET" and status == 200:
+            parsed = json.loads(doc if isinstance(doc, bytes) else _dump(doc))  # a copy: the account stays as it is
+            doc = Variance(self.config.shape_variance, self.config.seed).vary_document(parsed, op)
         payload = doc if isinstance(doc, bytes) else _dump(doc)
         return _add_limit_headers(_Reply(status, payload), decision)
 

@@ -25,8 +25,8 @@ import msgspec
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
-from tap_klaviyo.clock import Clock
-from tap_klaviyo.errors import (
+from tap_klaviyo.api.clock import Clock
+from tap_klaviyo.api.errors import (
     KlaviyoAuthError,
     MalformedBody,
     RateLimitExhausted,

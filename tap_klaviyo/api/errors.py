@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
-from tap_klaviyo import spec
+from tap_klaviyo.api import spec
 
 _SECRETISH = re.compile(r"(Klaviyo-API-Key|Bearer|Basic)\s+\S+", re.IGNORECASE)
 

@@ -16,16 +16,17 @@ from typing import Any
 
 import requests
 
-from tap_klaviyo import __version__, progress
-from tap_klaviyo.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
-from tap_klaviyo.bookmarks import BookmarkGuard
-from tap_klaviyo.clock import Clock
-from tap_klaviyo.concurrency import Budget
-from tap_klaviyo.pacing import PacedAdapter, Pacer
-from tap_klaviyo.progress import Reporter, Stopwatch, lean_garbage_collection
-from tap_klaviyo.settings import SECRET_SETTINGS, parse_date_setting
-from tap_klaviyo.spool import Spool
-from tap_klaviyo.token_store import RefreshTokenStore
+from tap_klaviyo import __version__
+from tap_klaviyo.api.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
+from tap_klaviyo.api.clock import Clock
+from tap_klaviyo.api.pacing import PacedAdapter, Pacer
+from tap_klaviyo.api.token_store import RefreshTokenStore
+from tap_klaviyo.reading import progress
+from tap_klaviyo.reading.bookmarks import BookmarkGuard
+from tap_klaviyo.reading.concurrency import Budget
+from tap_klaviyo.reading.progress import Reporter, Stopwatch, lean_garbage_collection
+from tap_klaviyo.reading.settings import SECRET_SETTINGS, parse_date_setting
+from tap_klaviyo.reading.spool import Spool
 
 
 class RunEnded(Exception):

@@ -15,18 +15,17 @@ instead of pausing, so every worker keeps fetching.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tap_klaviyo.concurrency import in_chunks, ordered
-from tap_klaviyo.query import WINDOW_END, WINDOW_START
-from tap_klaviyo.records import utc_iso
-from tap_klaviyo.spool import Page
-
-if TYPE_CHECKING:
-    from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.api.timestamps import parse_utc, utc_iso
+from tap_klaviyo.reading.concurrency import in_chunks, ordered
+from tap_klaviyo.reading.contracts import PageSource
+from tap_klaviyo.reading.query import WINDOW_END, WINDOW_START
+from tap_klaviyo.reading.spool import Page
 
 #: Time windows of a windowed stream: sized for about this many pages each, and at most this many.
 PAGES_PER_WINDOW = 2
@@ -48,8 +47,8 @@ def window_plan(
     are long: about `PAGES_PER_WINDOW` pages each while the range needs less than half of one of the
     endpoint's `steady` minutes (densities vary: the estimate is rough), else `LONG_WINDOWS_PER_WORKER` per
     worker."""
-    oldest = first_page[0].get(key)
-    covered = (lower - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0.0
+    oldest = parse_utc(first_page[0].get(key))
+    covered = (lower - oldest).total_seconds() if oldest is not None else 0.0
     if covered <= 0:
         return concurrency * 2, False
     expected_pages = max((stop - lower).total_seconds(), 0.0) / covered
@@ -60,20 +59,25 @@ def window_plan(
     return (long, True) if long < short else (short, False)
 
 
-def steady_limit(stream: KlaviyoStream) -> int:
+def steady_limit(stream: PageSource) -> int:
     """The endpoint's steady limit per minute for this account, as far as the run knows yet."""
     ratio = stream.run.pacer.ratio or 1.0
     return max(1, int(stream.endpoint.rate[1] * ratio))
 
 
-def windowed_records(stream: KlaviyoStream, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+def windowed_records(stream: PageSource, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
     """The range's records, in order (pages on disk are read back here)."""
     for page in windowed_pages(stream, context):
         yield from page
 
 
-def windowed_pages(stream: KlaviyoStream, context: Mapping[str, Any] | None) -> Iterator[Page]:
-    """The first page through one cursor, then the rest of the range in parallel windows, page by page."""
+def windowed_pages(stream: PageSource, context: Mapping[str, Any] | None) -> Iterator[Page]:
+    """The first page through one cursor, then the rest of the range in parallel windows, page by page.
+
+    A record that came without its replication key cannot be placed in a window: where windows overlap (the
+    first page's last value, a strict filter's second) it would come twice, so such records pass once by id
+    (`Unplaced`, shared by the windows).
+    """
     key = str(stream.replication_key)
     first_context = stream.with_bounds(context)
     pages = _generator(stream.request_records(first_context))
@@ -88,11 +92,11 @@ def windowed_pages(stream: KlaviyoStream, context: Mapping[str, Any] | None) -> 
         return
     pages.close()  # the next page is read by the windows instead
     last = first_page[-1].get(key)
-    if not isinstance(last, str):
+    lower = parse_utc(last)
+    if lower is None:
         # No replication value to cut at: read on with one cursor from the start (re-reads the first page).
         yield from in_chunks(stream.request_records(first_context), len(first_page))
         return
-    lower = datetime.fromisoformat(last)
     run = stream.run
     stop = min(run.started, run.end_date or run.started)
     count, long = window_plan(first_page, key, lower, stop, concurrency=stream.concurrency, steady=steady_limit(stream))
@@ -101,9 +105,9 @@ def windowed_pages(stream: KlaviyoStream, context: Mapping[str, Any] | None) -> 
         edges: list[datetime | None] = [lower + step * i for i in range(count)]
     else:
         edges = [lower]
-    oldest = first_page[0].get(key)
-    stream.stats.range = (datetime.fromisoformat(oldest) if oldest else lower, stop)
+    stream.stats.range = (parse_utc(first_page[0].get(key)) or lower, stop)
     seen_at_last = {r.get("id") for r in first_page if r.get(key) == last}
+    unplaced = Unplaced(r.get("id") for r in first_page if r.get(key) is None)
     yield first_page
     base = {k: v for k, v in (context or {}).items() if k not in (WINDOW_START, WINDOW_END)}
     bounds = list(zip(edges, [*edges[1:], None], strict=True))
@@ -113,6 +117,7 @@ def windowed_pages(stream: KlaviyoStream, context: Mapping[str, Any] | None) -> 
             stream,
             {**base, WINDOW_START: utc_iso(lo) if lo else None, WINDOW_END: utc_iso(hi) if hi else None},
             seen_at_last if i == 0 else set(),
+            unplaced,
         )
         for i, (lo, hi) in enumerate(bounds)
     ]
@@ -131,14 +136,35 @@ def _generator(records: Iterable[dict[str, Any]]) -> Generator[dict[str, Any], N
     return records
 
 
-def window_pages(stream: KlaviyoStream, context: dict[str, Any], already: set[Any]) -> Iterator[Page]:
+def window_pages(stream: PageSource, context: dict[str, Any], already: set[Any], unplaced: Unplaced) -> Iterator[Page]:
     """One window's records a page at a time (on a worker), less what falls below it (a strict filter steps
-    back a second) and the records tied with the first page's last value that the first page already had."""
+    back a second), the records tied with the first page's last value that the first page already had, and
+    records without a key that another window already passed."""
     key = str(stream.replication_key)
     floor = context.get(WINDOW_START) or ""
-    kept = (
-        record
-        for record in stream.request_records(context)
-        if record.get("id") not in already and (record.get(key) or floor) >= floor
-    )
+
+    def inside(record: dict[str, Any]) -> bool:
+        value = record.get(key)
+        if record.get("id") in already:
+            return False
+        return bool(value >= floor) if value is not None else unplaced.first(record.get("id"))
+
+    kept = (record for record in stream.request_records(context) if inside(record))
     yield from in_chunks(kept, stream.endpoint.max_page_size or 100)
+
+
+class Unplaced:
+    """Ids of the records without a replication key that a windowed read passed (few: real accounts rarely
+    send them), shared by its windows' workers."""
+
+    def __init__(self, ids: Iterable[Any] = ()) -> None:
+        self.ids = set(ids)
+        self.lock = threading.Lock()
+
+    def first(self, record_id: Any) -> bool:
+        """True the first time an id comes (and it is remembered), False after."""
+        with self.lock:
+            if record_id in self.ids:
+                return False
+            self.ids.add(record_id)
+            return True

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_klaviyo import spec
-from tap_klaviyo.client import KlaviyoStream
-from tap_klaviyo.query import spec_template
+from tap_klaviyo.api import spec
+from tap_klaviyo.reading.query import spec_template
+from tap_klaviyo.reading.stream import KlaviyoStream
 
 
 class SideloadedStream(KlaviyoStream):
@@ -64,7 +64,7 @@ class DerivedStream(SideloadedStream):
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any] | None:
-        return row
+        return self.shape.complete(row)
 
 
 class Listing(KlaviyoStream):

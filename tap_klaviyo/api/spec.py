@@ -138,6 +138,13 @@ def _filters(param: dict[str, Any], operation: dict[str, Any]) -> dict[str, froz
     }
 
 
+def filter_values(path: str, field: str, method: str = "get") -> tuple[str, ...]:
+    """The values the spec allows for `field` in the filter of `method path` (x-klaviyo-filters), in its order."""
+    operation = load_spec()["paths"][path][method]
+    rule = (operation.get("x-klaviyo-filters") or {}).get(field) or {}
+    return tuple(str(v) for v in (rule.get("value") or {}).get("enum") or ())
+
+
 @cache
 def endpoint(path: str, method: str = "get") -> Endpoint:
     """Rules of `method path`, e.g. ``endpoint("/api/lists/{id}/profiles")``."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tap_klaviyo import spec
-from tap_klaviyo.records import utc_iso
+from tap_klaviyo.api import spec
+from tap_klaviyo.api.timestamps import parse_utc, utc_iso
 
 WINDOW_START = "window_start"
 WINDOW_END = "window_end"
@@ -30,11 +30,6 @@ def spec_template(path: str) -> str:
         msg = f"{path} is not a Klaviyo API path"
         raise ValueError(msg)
     return template
-
-
-def _parse(value: Any) -> datetime:
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def without_window(context: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -104,7 +99,7 @@ class QueryMixin:
         candidates = [self.config.get("start_date")]
         if state.get("replication_key") in (None, self.replication_key):
             candidates.append(state.get("replication_key_value"))
-        parsed = [_parse(value) for value in candidates if value]
+        parsed = [at for at in (parse_utc(value) for value in candidates if value) if at is not None]
         return max(parsed) if parsed else None
 
     def lookback(self, context: Mapping[str, Any] | None) -> timedelta:
@@ -118,10 +113,7 @@ class QueryMixin:
         """The replication range of this request: explicit in a window context, else from the state."""
         if context is not None and WINDOW_START in context:
             lower, upper = context.get(WINDOW_START), context.get(WINDOW_END)
-            return (
-                datetime.fromisoformat(lower) if lower else None,
-                datetime.fromisoformat(upper) if upper else None,
-            )
+            return parse_utc(lower), parse_utc(upper)
         return self.start_bound(without_window(context)), None
 
     def with_bounds(self, context: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -22,8 +22,9 @@ from singer_sdk.helpers.types import Context
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INCREMENTAL
 from typing_extensions import override
 
-from tap_klaviyo.output import SingerOutput
-from tap_klaviyo.settings import FULL_READ_DEFAULTS, parse_date_setting
+from tap_klaviyo.api.timestamps import parse_utc
+from tap_klaviyo.reading.output import SingerOutput
+from tap_klaviyo.reading.settings import FULL_READ_DEFAULTS, parse_date_setting
 
 if TYPE_CHECKING:
     from singer_sdk import Stream
@@ -91,7 +92,8 @@ class FullReads(_Stream):
         if not last:
             return True
         started: datetime = self.run.started
-        return started - datetime.fromisoformat(str(last)) >= timedelta(days=days)
+        at = parse_utc(last)
+        return at is None or started - at >= timedelta(days=days)  # an unreadable marker: read in full again
 
     @property
     def full_read_parent(self) -> FullReads | None:

@@ -17,8 +17,8 @@ from requests.auth import HTTPBasicAuth
 from singer_sdk.authenticators import APIKeyAuthenticator, OAuthAuthenticator
 from typing_extensions import override
 
-from tap_klaviyo.clock import Clock
-from tap_klaviyo.errors import KlaviyoAuthError
+from tap_klaviyo.api.clock import Clock
+from tap_klaviyo.api.errors import KlaviyoAuthError
 
 #: Refresh this long before the access token expires, so no request leaves with a token about to lapse.
 REFRESH_MARGIN_S = 60.0

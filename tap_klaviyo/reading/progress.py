@@ -19,10 +19,9 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.api.timestamps import parse_utc
 
 PROGRESS_INTERVAL_S = 30.0
 
@@ -84,9 +83,8 @@ class RunStats:
         if self.range is None or not self.position:
             return None
         start, stop = self.range
-        try:
-            at = datetime.fromisoformat(self.position)
-        except ValueError:
+        at = parse_utc(self.position)
+        if at is None:
             return None
         total = (stop - start).total_seconds()
         if total <= 0:
@@ -117,10 +115,20 @@ class Stopwatch:
             self.stack[-1].resume(now, cpu)
 
 
+class Reported(Protocol):
+    """A stream as the reporter sees it: a name and its counters."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def stats(self) -> RunStats: ...
+
+
 class Reporter:
     """Writes progress lines from a daemon thread while the sync runs, and the summary at the end."""
 
-    def __init__(self, streams: Sequence[KlaviyoStream], logger: logging.Logger, interval: float) -> None:
+    def __init__(self, streams: Sequence[Reported], logger: logging.Logger, interval: float) -> None:
         self.streams = streams
         self.logger = logger
         self.interval = interval
@@ -209,7 +217,7 @@ def peak_memory_mb() -> float | None:
 
 
 @contextmanager
-def reporting(streams: Sequence[KlaviyoStream], logger: logging.Logger) -> Iterator[Reporter]:
+def reporting(streams: Sequence[Reported], logger: logging.Logger) -> Iterator[Reporter]:
     """Progress while the block runs, the summary after it (also when it fails)."""
     reporter = Reporter(streams, logger, PROGRESS_INTERVAL_S)
     reporter.start()

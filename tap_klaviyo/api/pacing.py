@@ -29,9 +29,9 @@ import urllib3
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
-from tap_klaviyo import spec
-from tap_klaviyo.clock import Clock
-from tap_klaviyo.errors import RateLimitExhausted
+from tap_klaviyo.api import spec
+from tap_klaviyo.api.clock import Clock
+from tap_klaviyo.api.errors import RateLimitExhausted
 
 # The server counts a request when it arrives, and latency varies: a slightly longer client-side window
 # keeps jittered arrivals inside Klaviyo's fixed windows.

@@ -10,7 +10,7 @@ from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.pagination import BaseHATEOASPaginator
 from typing_extensions import override
 
-from tap_klaviyo.records import next_link
+from tap_klaviyo.api.documents import next_link
 
 
 class JsonApiPaginator(BaseHATEOASPaginator):

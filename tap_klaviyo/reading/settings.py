@@ -5,13 +5,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
-from tap_klaviyo.spec import SPEC_REVISION
+from tap_klaviyo.api.spec import SPEC_REVISION
+from tap_klaviyo.api.timestamps import parse_utc
 
 DEFAULT_API_URL = "https://a.klaviyo.com"
 _REVISION = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.[A-Za-z0-9_-]+)?$")
@@ -257,8 +258,11 @@ CONFIG_SCHEMA = th.PropertiesList(
 
 
 def _parse_datetime(value: Any) -> datetime:
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    parsed = parse_utc(value)
+    if parsed is None:
+        msg = f"{value!r} is not an ISO-8601 date or date-time"
+        raise ValueError(msg)
+    return parsed
 
 
 def _is_loopback(host: str) -> bool:

@@ -20,17 +20,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import msgspec
 
-from tap_klaviyo.concurrency import Prefetch, in_chunks
-from tap_klaviyo.pacing import TIGHT_STEADY_LIMIT
-from tap_klaviyo.spool import Page
-from tap_klaviyo.windows import windowed_pages, windowed_records
-
-if TYPE_CHECKING:
-    from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.api.documents import id_text, linkages
+from tap_klaviyo.api.pacing import TIGHT_STEADY_LIMIT
+from tap_klaviyo.reading.concurrency import Prefetch, in_chunks
+from tap_klaviyo.reading.contracts import PageSource
+from tap_klaviyo.reading.spool import Page
+from tap_klaviyo.reading.windows import windowed_pages, windowed_records
 
 
 def context_key(context: Mapping[str, Any] | None) -> Hashable:
@@ -40,7 +39,7 @@ def context_key(context: Mapping[str, Any] | None) -> Hashable:
 class Fanout:
     """One stream's prefetch jobs, its children's buffered rows, and the choice of how to read a context."""
 
-    def __init__(self, stream: KlaviyoStream) -> None:
+    def __init__(self, stream: PageSource) -> None:
         self.stream = stream
         # Backfills fill their own share of the budget: a spent one never holds back a slow stream's requests.
         budget = stream.run.backfill_budget if self.big else stream.run.budget
@@ -139,9 +138,9 @@ class Fanout:
         top = stream.parent_stream_type is None
         return top and stream.method == "get" and (stream.windowed or "{" in stream.path)
 
-    def active_children(self) -> list[KlaviyoStream]:
+    def active_children(self) -> list[PageSource]:
         return [
-            cast("KlaviyoStream", c)
+            cast("PageSource", c)
             for c in self.stream.child_streams
             if hasattr(c, "fanout") and (c.selected or c.has_selected_descendents)
         ]
@@ -166,19 +165,22 @@ class Fanout:
                 contexts = [child_context(stream, r) for r in records]
                 child.fanout.announce([c for c in contexts if c], worker=worker)
 
-    def linked(self, data: list[Any], included: list[Any], child: KlaviyoStream) -> dict[str, list[dict[str, Any]]]:
+    def linked(self, data: list[Any], included: list[Any], child: PageSource) -> dict[str, list[dict[str, Any]]]:
         """Parent id -> the included resources (as the child's records) its relationship lists (JSON:API)."""
         rels = [rel for rel, name in self.stream.sideloads.items() if name == child.name]
-        by_key = {(r.get("type"), r.get("id")): r for r in included}
+        by_key = {(r.get("type"), id_text(r.get("id"))): r for r in included if hasattr(r, "get")}
         out: dict[str, list[dict[str, Any]]] = {}
         for parent in data:
-            relationships = parent.get("relationships") or {}
+            parent_id = id_text(parent.get("id"))
+            relationships = parent.get("relationships")
+            if parent_id is None or not hasattr(relationships, "get"):
+                continue
             for rel in rels:
                 relationship = relationships.get(rel)
-                linkage = (relationship.get("data") if relationship is not None else None) or []
-                found = [by_key[(ref["type"], ref["id"])] for ref in linkage if (ref["type"], ref["id"]) in by_key]
+                linkage = linkages(relationship.get("data") if hasattr(relationship, "get") else None)
+                found = [by_key[ref] for ref in linkage if ref in by_key]
                 if found:  # parents without any are not kept (most events have no attributions)
-                    out[str(parent.get("id"))] = [child.shape(r) for r in found]
+                    out[parent_id] = [child.shape(r) for r in found]
         return out
 
     def derive(self, record: dict[str, Any]) -> None:
@@ -187,8 +189,8 @@ class Fanout:
             self.buffered.setdefault(child.name, {})[str(record.get("id"))] = cast(Any, child).derive(record)
 
     @property
-    def derived_children(self) -> list[KlaviyoStream]:
-        cached: list[KlaviyoStream] | None = getattr(self, "_derived", None)
+    def derived_children(self) -> list[PageSource]:
+        cached: list[PageSource] | None = getattr(self, "_derived", None)
         if cached is None:
             cached = [c for c in self.active_children() if c.derived_from_parent]
             self._derived = cached
@@ -228,7 +230,7 @@ class Chunk(list[dict[str, Any]]):
         self.size = one * len(records)
 
 
-def child_context(stream: KlaviyoStream, record: dict[str, Any]) -> dict[str, Any] | None:
+def child_context(stream: PageSource, record: dict[str, Any]) -> dict[str, Any] | None:
     """The context the SDK will give the child for this (not yet post-processed) record."""
     context = stream.get_child_context(record, None)
     return dict(context) if context else None

@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -29,10 +29,10 @@ from singer_sdk.singerlib import SelectionMask
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
-from tap_klaviyo import spec
-from tap_klaviyo.auth import KlaviyoKeyAuthenticator
-from tap_klaviyo.drift import DriftCheck
-from tap_klaviyo.errors import (
+from tap_klaviyo.api import spec
+from tap_klaviyo.api.auth import KlaviyoKeyAuthenticator
+from tap_klaviyo.api.documents import decode, next_link, resources
+from tap_klaviyo.api.errors import (
     KlaviyoAPIError,
     KlaviyoPermissionError,
     MalformedBody,
@@ -40,18 +40,17 @@ from tap_klaviyo.errors import (
     raise_for_status,
     redact,
 )
-from tap_klaviyo.fanout import Fanout
-from tap_klaviyo.full_reads import FullReads
-from tap_klaviyo.pagination import JsonApiPaginator
-from tap_klaviyo.progress import RunStats
-from tap_klaviyo.query import WINDOW_START, QueryMixin, spec_template
-from tap_klaviyo.records import RecordShape, decode, next_link, resources
-from tap_klaviyo.retry import MAX_TRIES, RetryPolicy, log_retry
+from tap_klaviyo.api.retry import MAX_TRIES, RetryPolicy, log_retry
+from tap_klaviyo.reading.drift import DriftCheck
+from tap_klaviyo.reading.fanout import Fanout
+from tap_klaviyo.reading.full_reads import FullReads
+from tap_klaviyo.reading.pagination import JsonApiPaginator
+from tap_klaviyo.reading.progress import RunStats
+from tap_klaviyo.reading.query import WINDOW_START, QueryMixin, spec_template
+from tap_klaviyo.reading.records import RecordShape
+from tap_klaviyo.reading.run import KlaviyoRun
 
-if TYPE_CHECKING:
-    from tap_klaviyo.run import KlaviyoRun
-
-SCHEMAS_DIR = Path(__file__).parent / "schemas"
+SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
 
 
 class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
@@ -108,7 +107,11 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
             self.id_column,
             [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)],
             [k for k, v in props.items() if v.get("format") == "date-time"],
+            columns=props,
+            on_unreadable=self.unreadable_timestamp,
         )
+        self.without_key = 0  # records that came without their replication key (they never move the bookmark)
+        self.unreadable: set[str] = set()
 
     @classmethod
     def schema_source(cls) -> dict[str, Any]:
@@ -335,6 +338,9 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
             self.stats.records -= 1 if self.selected else 0
             return None
         self.drift.check(record)
+        self.shape.complete(record)
+        if self.replication_key and record.get(self.replication_key) is None:
+            self.without_key += 1
         if self.derives:
             self.fanout.derive(record)
         self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
@@ -383,8 +389,28 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
         self.full_read_begins()  # deletions: the SDK asks this first thing in sync()
         return self.run.started if self.replication_key else None
 
+    def unreadable_timestamp(self, column: str, value: Any) -> None:
+        """A date-time Klaviyo sent that no parser reads: the record keeps a null there, the log says so once."""
+        if column not in self.unreadable:
+            self.unreadable.add(column)
+            self.logger.warning(
+                "%s: Klaviyo sent %r in the date-time field %s, which is not a timestamp; the record keeps null "
+                "there (further ones in this field are not named)",
+                self.name,
+                str(value)[:60],
+                column,
+            )
+
     @override
     def finalize_state_progress_markers(self, state: dict[str, Any] | None = None) -> None:
+        if state is None and self.without_key:
+            self.logger.warning(
+                "%s: %d records came without %s; they were emitted and did not move the bookmark",
+                self.name,
+                self.without_key,
+                self.replication_key,
+            )
+            self.without_key = 0
         if state is None:
             self.full_read_finished()  # deletions: a complete read releases its ACTIVATE_VERSION
         super().finalize_state_progress_markers(state)

@@ -9,11 +9,13 @@ emitted as they are; the STATE written out is clamped, so a run resumed from any
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from singer_sdk.helpers.types import Context
+from typing_extensions import override
 
 
 class BookmarkGuard:
@@ -60,3 +62,21 @@ class BookmarkGuard:
 
 def _looks_like_timestamp(value: str) -> bool:
     return len(value) >= 19 and value[4] == "-" and value[10] == "T"
+
+
+class _NullValueNotes(logging.Filter):
+    """Drops the SDK's per-record "New replication value is null" line: the stream counts such records and
+    says so once, at its end (a real account can send thousands)."""
+
+    MESSAGE = "New replication value is null"
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != self.MESSAGE
+
+
+def quiet_null_value_notes() -> None:
+    """Once per process: the SDK's state helper logs it on the `singer_sdk` logger itself."""
+    logger = logging.getLogger("singer_sdk")
+    if not any(isinstance(f, _NullValueNotes) for f in logger.filters):
+        logger.addFilter(_NullValueNotes())
