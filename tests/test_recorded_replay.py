@@ -95,3 +95,29 @@ def undeclared(value: Mapping[str, Any], properties: Mapping[str, Any], prefix: 
             yield prefix + key
         elif isinstance(child, Mapping) and (declared.get("properties") or {}):
             yield from undeclared(child, declared["properties"], f"{prefix}{key}.")
+
+
+def test_a_field_no_schema_declares_is_named_and_a_resource_without_id_is_skipped() -> None:
+    """The checks above can fail: a recorded template with an attribute the spec lacks, and a recorded
+    profile sent twice, once without its id (the spec does not require a profile's id)."""
+    recorded = {entry["endpoint"]: body for entry, body in recordings()}
+    template = json.loads(json.dumps(recorded["/api/templates"]))
+    template["data"][0]["attributes"]["thumbnail_hint"] = {"size": "small"}
+    profiles = json.loads(json.dumps(recorded["/api/profiles"]))
+    anonymous = json.loads(json.dumps(profiles["data"][0]))
+    del anonymous["id"]
+    anonymous["attributes"]["email"] = "anonymous@example.com"
+    profiles["data"].append(anonymous)
+    with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0)) as emu:
+        emu.serve_fixture("/api/templates", template)
+        emu.serve_fixture("/api/profiles", profiles)
+        config = config_for(emu, start_date="2020-01-01T00:00:00Z")
+        result = run_tap(config, catalog=select_only(config, {"template", "profile"}))
+    named = {(m.group(1), m.group(2)) for m in DRIFT.finditer(result.stderr)}
+    assert ("template", "thumbnail_hint") in named
+    assert list(undeclared(template["data"][0]["attributes"], result.schemas["template"]["properties"], "")) == [
+        "thumbnail_hint"
+    ]
+    assert [row["id"] for row in result.records["profile"]] == [profiles["data"][0]["id"]]
+    assert "profile: skipped 1 resources that came without id" in result.stderr
+    assert "Traceback" not in result.stderr
