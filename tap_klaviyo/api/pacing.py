@@ -201,12 +201,6 @@ class Limiter:
         self.steady = steady
         self.burst = max(1, int(burst * steady / published + 1e-9)) if published else burst
 
-    def spend_daily(self, remaining: int) -> None:
-        """Align the daily budget with what the server reports is left."""
-        if self.daily is not None:
-            with self._lock:
-                self._day_count = max(self._day_count, self.daily - remaining)
-
 
 class Pacer:
     """The run's limiters, one per endpoint, created on first use from the spec's limits."""

@@ -81,7 +81,3 @@ def normalize_timestamp(value: Any) -> str | None:
             return value[:-1] + "+00:00"
     parsed = parse_utc(value)
     return utc_iso(parsed) if parsed is not None else None
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)

@@ -178,15 +178,6 @@ class Budget:
         self.used = 0
         self.cond = threading.Condition()
 
-    def take(self, size: int) -> None:
-        with self.cond:
-            self.used += size
-
-    def give(self, size: int) -> None:
-        with self.cond:
-            self.used -= size
-            self.cond.notify_all()
-
     def poke(self) -> None:
         with self.cond:
             self.cond.notify_all()

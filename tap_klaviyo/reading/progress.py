@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -52,11 +51,16 @@ class RunStats:
             self.retries += retries
             self.throttled += throttled
 
-    def counted(self, records: Iterable[dict[str, Any]], *, selected: bool) -> Iterator[dict[str, Any]]:
-        """Records handed to the SDK to emit (main thread)."""
+    def counted(
+        self, records: Iterable[dict[str, Any]], *, selected: bool, position_key: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Records handed to the SDK to emit (main thread); `position_key`: the replication key of a stream read
+        in windows, whose last emitted value says how far through its range the sync is."""
         for record in records:
             if selected:
                 self.records += 1
+            if position_key is not None:
+                self.position = record.get(position_key) or self.position
             yield record
 
     def resume(self, now: float, cpu: float) -> None:
@@ -216,33 +220,26 @@ def peak_memory_mb() -> float | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-@contextmanager
-def reporting(streams: Sequence[Reported], logger: logging.Logger) -> Iterator[Reporter]:
-    """Progress while the block runs, the summary after it (also when it fails)."""
-    reporter = Reporter(streams, logger, PROGRESS_INTERVAL_S)
-    reporter.start()
-    try:
-        yield reporter
-    finally:
-        reporter.stop()
-        reporter.summary()
+class LeanGarbageCollection:
+    """Pages of JSON are acyclic and short-lived: while a sync runs, collect less often and never walk what
+    start-up loaded. With the default thresholds every page decoded on a worker triggers collections that
+    traverse every buffered page, tripling the CPU a page costs. The settings are the process's: `stop`
+    gives back the ones `start` found (the run calls it at its end, also when a stream failed)."""
 
+    def __init__(self) -> None:
+        self.saved: tuple[int, ...] | None = None
 
-@contextmanager
-def lean_garbage_collection() -> Iterator[None]:
-    """Pages of JSON are acyclic and short-lived: collect less often, and never walk what start-up loaded.
+    def start(self) -> None:
+        if self.saved is None:
+            self.saved = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(50_000, 20, 100)
 
-    With the default thresholds every page decoded on a worker triggers collections that traverse every
-    buffered page, tripling the CPU a page costs.
-    """
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
+    def stop(self) -> None:
+        if self.saved is not None:
+            gc.set_threshold(*self.saved)
+            gc.unfreeze()
+            self.saved = None
 
 
 #: SDK lines a user can do nothing about, kept for DEBUG: suppression streams are unsorted by nature (their

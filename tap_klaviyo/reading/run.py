@@ -3,6 +3,17 @@
 The HTTP session (with the pacing transport), the authenticator (one, so a rotating refresh token is never
 spent twice), the limiters, the clock, the fetch-ahead budget, the bookmark guard, and the run's beginning
 (slow streams start fetching) and end (summary, output flushed, workers stopped).
+
+The run's lifecycle rides on singer-sdk's `Tap.sync_all`, which is final and has no begin/end hooks; the order
+it keeps, and what the tap hangs on each step:
+1. `Stream.sync()` per selected top-level stream; the SDK first asks `get_replication_key_signpost` (a full
+   read begins), then `get_records`, whose first call is the run's `begin` (progress, early fetches, gc).
+2. `finalize_state_progress_markers()` once a top-level stream and its children are synced: that stream's end
+   (its workers stop, a full read releases its ACTIVATE_VERSION, records without their key are counted).
+3. `log_sync_costs()` for every stream once all are synced: after the last one, the run's `end` (summary,
+   spool removed, gc settings given back, output flushed).
+A stream that raises never reaches 2 or 3: `KlaviyoStream.get_records` calls `end` on its way out instead.
+`end` runs once, whichever comes first.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from tap_klaviyo.api.token_store import RefreshTokenStore
 from tap_klaviyo.reading import progress
 from tap_klaviyo.reading.bookmarks import BookmarkGuard
 from tap_klaviyo.reading.concurrency import Budget
-from tap_klaviyo.reading.progress import Reporter, Stopwatch, lean_garbage_collection
+from tap_klaviyo.reading.progress import LeanGarbageCollection, Reporter, Stopwatch
 from tap_klaviyo.reading.settings import SECRET_SETTINGS, parse_date_setting
 from tap_klaviyo.reading.spool import Spool
 
@@ -71,7 +82,8 @@ class KlaviyoRun:
         self.began = False
         self.finished: set[str] = set()
         self.reporter: Reporter | None = None
-        self.gc = lean_garbage_collection()
+        self.gc = LeanGarbageCollection()
+        self.ended = False
         self.lock = threading.Lock()
 
     def _authenticator(self) -> KlaviyoKeyAuthenticator | KlaviyoOAuthAuthenticator:
@@ -95,7 +107,7 @@ class KlaviyoRun:
         if self.began:
             return
         self.began = True
-        self.gc.__enter__()
+        self.gc.start()
         active = [s for s in self.streams if s.selected or s.has_selected_descendents]
         self.reporter = Reporter(active, self.logger, progress.PROGRESS_INTERVAL_S)
         self.reporter.start()
@@ -111,6 +123,10 @@ class KlaviyoRun:
         self.end()
 
     def end(self) -> None:
+        """Once, whichever comes first: the last stream's costs (a complete sync) or a stream's failure."""
+        if self.ended:
+            return
+        self.ended = True
         for stream in self.streams:
             stream.fanout.close()
         self.abort(RunEnded("the sync has ended"))  # workers still fetching for nobody stop at their next request
@@ -119,8 +135,7 @@ class KlaviyoRun:
             self.reporter.stop()
             self.reporter.summary()
             self.reporter = None
-        if self.began:
-            self.gc.__exit__(None, None, None)
+        self.gc.stop()
         if self.on_end is not None:
             self.on_end()
 

@@ -83,25 +83,25 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "event_metric_ids",
-        th.ArrayType(th.StringType),
+        th.ArrayType(th.StringType(min_length=1)),
         title="Event metrics",
         description="Only events of these metric ids (Klaviyo's metric_id filter; each keeps its own bookmark).",
     ),
     th.Property(
         "event_profile_ids",
-        th.ArrayType(th.StringType),
+        th.ArrayType(th.StringType(min_length=1)),
         title="Event profiles",
         description="Only events of these profile ids (a person's timeline), via Klaviyo's profile_id filter.",
     ),
     th.Property(
         "event_profile_fields",
-        th.ArrayType(th.StringType),
+        th.ArrayType(th.StringType(min_length=1)),
         title="Profile fields on events",
         description="Profile attributes to inline on each event under `profile` (e.g. email, first_name).",
     ),
     th.Property(
         "event_lookback_days",
-        th.NumberType,
+        th.NumberType(minimum=0),
         default=1,
         title="Event lookback (days)",
         description="Days re-read behind the event bookmark on each run: Klaviyo's events API is eventually "
@@ -116,7 +116,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "report_window_days",
-        th.NumberType,
+        th.NumberType(minimum=1, maximum=365),
         default=365,
         title="Values report window (days)",
         description="campaign_values_report and flow_values_report hold each grouping's totals over the last "
@@ -124,7 +124,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "report_values_per_day",
-        th.ArrayType(th.StringType),
+        th.ArrayType(th.StringType(allowed_values=list(VALUES_REPORTS))),
         title="Per-day values reports",
         description="Values reports read one day per request instead (rows keyed by date and grouping, "
         "incremental on date): any of campaign_values_report, flow_values_report. Each day costs one of "
@@ -132,7 +132,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "report_requests_per_run",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=2,
         title="Report requests per run",
         description="Requests for days not read yet that each series report (60 days a request) or per-day "
@@ -141,21 +141,21 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "report_history_days",
-        th.NumberType,
+        th.NumberType(minimum=0),
         default=60,
         title="Report history (days)",
         description="Days of series (and per-day values) reports read when start_date is unset.",
     ),
     th.Property(
         "report_lookback_days",
-        th.NumberType,
+        th.NumberType(minimum=0),
         default=3,
         title="Report lookback (days)",
         description="Days of series (and per-day values) reports re-read behind the bookmark, for late attribution.",
     ),
     th.Property(
         "series_reports",
-        th.ArrayType(th.StringType),
+        th.ArrayType(th.StringType(allowed_values=list(SERIES_REPORTS))),
         title="Series reports (deprecated)",
         description="No longer needed: the series report streams sync whenever the catalog selects them. "
         "Still accepted (names checked) and otherwise ignored.",
@@ -194,7 +194,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "membership_full_refresh_days",
-        th.NumberType,
+        th.NumberType(minimum=0),
         default=FULL_READ_DEFAULTS["membership_full_refresh_days"],
         title="Membership full refresh (days)",
         description="Every this many days, profile_list and profile_segment re-read every membership in full "
@@ -211,7 +211,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "full_read_days",
-        th.NumberType,
+        th.NumberType(minimum=0),
         default=FULL_READ_DEFAULTS["full_read_days"],
         title="Full read (days)",
         description="With emit_activate_version_messages: every this many days, the small incremental streams "
@@ -220,7 +220,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "profile_full_read_days",
-        th.NumberType,
+        th.NumberType(minimum=0),
         default=FULL_READ_DEFAULTS["profile_full_read_days"],
         title="Profile full read (days)",
         description="With emit_activate_version_messages: every this many days, profile, global_exclusion and "
@@ -236,7 +236,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "max_concurrency",
-        th.IntegerType,
+        th.IntegerType(minimum=1, maximum=64),
         default=8,
         title="Max concurrency",
         description="Requests in flight at once (within Klaviyo's per-endpoint limits); 1 is sequential.",
@@ -249,7 +249,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "request_timeout",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=30,
         title="Request timeout",
         description="Seconds to wait for one HTTP response before retrying.",
@@ -318,41 +318,6 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
     if "start_date" in dates and "end_date" in dates and dates["end_date"] <= dates["start_date"]:
         errors.append("end_date must be later than start_date")
 
-    for name in (
-        "event_lookback_days",
-        "membership_full_refresh_days",
-        "full_read_days",
-        "profile_full_read_days",
-        "report_history_days",
-        "report_lookback_days",
-    ):
-        value = config.get(name, 0)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            errors.append(f"{name} {value!r} must be a number of days, 0 or more")
-    concurrency = config.get("max_concurrency", 8)
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
-        errors.append(f"max_concurrency {concurrency!r} must be a whole number from 1 to 64")
-    for name in ("event_metric_ids", "event_profile_ids", "event_profile_fields"):
-        value = config.get(name)
-        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)):
-            errors.append(f"{name} must be a list of non-empty strings")
-    series = config.get("series_reports") or []
-    unknown = [name for name in series if name not in SERIES_REPORTS] if isinstance(series, list) else [series]
-    if unknown:
-        errors.append(f"series_reports names unknown streams {unknown}: choose from {', '.join(SERIES_REPORTS)}")
-    per_day = config.get("report_values_per_day") or []
-    unknown = [name for name in per_day if name not in VALUES_REPORTS] if isinstance(per_day, list) else [per_day]
-    if unknown:
-        errors.append(f"report_values_per_day names unknown streams {unknown}: choose from {', '.join(VALUES_REPORTS)}")
-    window = config.get("report_window_days", 365)
-    if isinstance(window, bool) or not isinstance(window, int | float) or not 1 <= window <= 365:
-        errors.append(f"report_window_days {window!r} must be a number of days from 1 to 365 (Klaviyo's limit)")
-    budget = config.get("report_requests_per_run", 2)
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        errors.append(f"report_requests_per_run {budget!r} must be a whole number, 1 or more")
-    timeout = config.get("request_timeout", 30)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        errors.append(f"request_timeout {timeout!r} must be a positive number of seconds")
     return errors
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections.abc import Generator, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +24,6 @@ from singer_sdk import RESTStream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseAPIPaginator
-from singer_sdk.singerlib import SelectionMask
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
@@ -33,14 +31,9 @@ from tap_klaviyo.api import spec
 from tap_klaviyo.api.auth import KlaviyoKeyAuthenticator
 from tap_klaviyo.api.documents import decode, next_link, resources
 from tap_klaviyo.api.errors import (
-    KlaviyoAPIError,
-    KlaviyoPermissionError,
     MalformedBody,
-    RateLimitExhausted,
     raise_for_status,
-    redact,
 )
-from tap_klaviyo.api.retry import MAX_TRIES, RetryPolicy, log_retry
 from tap_klaviyo.reading.drift import DriftCheck
 from tap_klaviyo.reading.fanout import Fanout
 from tap_klaviyo.reading.full_reads import FullReads
@@ -48,12 +41,15 @@ from tap_klaviyo.reading.pagination import JsonApiPaginator
 from tap_klaviyo.reading.progress import RunStats
 from tap_klaviyo.reading.query import WINDOW_START, QueryMixin, spec_template
 from tap_klaviyo.reading.records import RecordShape
+from tap_klaviyo.reading.retrying import RetryHooks
 from tap_klaviyo.reading.run import KlaviyoRun
+from tap_klaviyo.reading.selection import MemoSelection
+from tap_klaviyo.reading.tolerance import ErrorTolerance
 
 SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
 
 
-class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
+class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelection, RESTStream[Any]):
     """A Klaviyo collection, described declaratively; the SDK and the modules beside this one do the rest."""
 
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
@@ -69,14 +65,10 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
     id_column: ClassVar[str] = "id"
     #: Extra schema properties (parent ids and the like).
     extra_properties: ClassVar[dict[str, dict[str, Any]]] = {}
-    #: A deleted parent between listing and reading: skip its children with a warning.
-    skip_not_found: ClassVar[bool] = False
     #: HTTP method of the endpoint in the spec (reports and aggregates are POST queries).
     method: ClassVar[str] = "get"
     #: Decode this stream's pages as LeanDocuments (its hot path reads only data, included and links.next).
     lean_documents: ClassVar[bool] = False
-    #: A spent rate-limit budget (daily cap) ends this stream with a warning; the run goes on.
-    stop_when_exhausted: ClassVar[bool] = False
     #: Split the replication range into time windows fetched in parallel (a cursor cannot be).
     windowed: ClassVar[bool] = False
     #: Records come inside the parent's response (`included`), or are derived from the parent's records.
@@ -208,14 +200,6 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
             refreshable=not isinstance(self.authenticator, KlaviyoKeyAuthenticator),
         )
 
-    def retried(self, response: requests.Response) -> None:
-        """A request that needed retries succeeded: one WARNING line with how many and why."""
-        policy: RetryPolicy | None = getattr(self.parsed, "policy", None)
-        summary = policy.summary() if policy is not None else None
-        if summary:
-            self.logger.warning("%s: %s", redact(self.where_sent(response.request), self.run.secrets), summary)
-            self.parsed.policy = None
-
     def document(self, response: requests.Response) -> Any:
         """The body validate_response decoded on this thread (decoded again only if it was another)."""
         cached = getattr(self.parsed, "doc", None)
@@ -252,57 +236,6 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
         page: tuple[int, bool] = self.parsed.page
         return page
 
-    # -- retries: the SDK's backoff decorator, with Klaviyo's budgets -----------------------------------
-
-    @override
-    def backoff_wait_generator(self) -> Generator[float, Any, None]:
-        """A fresh policy for each request (backoff calls this once per decorated call, on its thread)."""
-        self.parsed.policy = policy = RetryPolicy(
-            clock=self.run.clock,
-            where=self.where,
-            hold=self.hold,
-            refresh_token=self.authenticator.invalidate,
-            on_retry=self.on_retry,
-            secrets=self.run.secrets,
-        )
-        return policy.waits()
-
-    @override
-    def backoff_max_tries(self) -> int:
-        return MAX_TRIES  # RetryPolicy ends a request long before: 6 failures, or an hour of 429 waits
-
-    @override
-    def backoff_jitter(self, value: float) -> float:
-        return value  # RetryPolicy jitters where it should (5xx), not where Klaviyo names the wait (429)
-
-    @override
-    def backoff_handler(self, details: Any) -> None:
-        """RetryPolicy already logged the retry in words (backoff's default logs the request's arguments)."""
-
-    def where(self, exc: BaseException) -> str:
-        """`<stream>: <METHOD> <endpoint>` of the request an error came from."""
-        request = getattr(exc, "request", None) or getattr(getattr(exc, "response", None), "request", None)
-        return self.where_sent(request)
-
-    def where_sent(self, request: Any) -> str:
-        if request is None:
-            return f"{self.name}: {self.http_method} {self.template}"
-        template = spec.match_path(urlsplit(request.url or "").path) or self.template
-        return f"{self.name}: {request.method} {template}"
-
-    def hold(self, exc: BaseException, seconds: float) -> None:
-        """A 429: pause the endpoint it came from, for every thread."""
-        response = getattr(exc, "response", None)
-        url = urlsplit(response.request.url or "") if response is not None else urlsplit(self.get_url(None))
-        method = response.request.method if response is not None else self.http_method
-        limiter = self.run.pacer.for_request(str(method), url.path, url.query)
-        if limiter is not None:
-            limiter.hold(seconds)
-
-    def on_retry(self, exc: BaseException, attempt: int, wait: float) -> None:
-        self.stats.add(retries=1 if attempt else 0, throttled=0 if attempt else 1)
-        log_retry(self.logger, redact(self.where(exc), self.run.secrets), exc, attempt, wait)
-
     # -- records -----------------------------------------------------------------------------------
 
     @property
@@ -319,11 +252,18 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
         if self.denied or (context is not None and not self.wants(context)):
             return
         self.run.begin()
-        with self.tolerated_errors(context):
-            self.run.stopwatch.begin(self.stats)
-            self.run.bookmarks.partition_started(self, context)
-            yield from self.stats.counted(self.fanout.records(context), selected=self.selected)
-            self.run.stopwatch.end(self.stats)
+        position = self.replication_key if self.windowed else None
+        try:
+            with self.tolerated_errors(context):
+                self.run.stopwatch.begin(self.stats)
+                self.run.bookmarks.partition_started(self, context)
+                yield from self.stats.counted(
+                    self.fanout.records(context), selected=self.selected, position_key=position
+                )
+                self.run.stopwatch.end(self.stats)
+        except Exception:
+            self.run.end()  # the run ends with this stream: summary, spool removed, gc settings given back
+            raise
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any] | None:
@@ -350,20 +290,6 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
             self.fanout.derive(record)
         self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
         return record
-
-    @property
-    @override
-    def mask(self) -> SelectionMask:
-        """The SDK's selection mask, remembering its answers: the SDK looks every key of every record up in it,
-        and a key inside a free-form object (event_properties, a profile's properties) is not listed, so each
-        look-up would walk up to a listed parent again."""
-        listed = super().mask
-        memo = self.selection_memo
-        if memo is None or memo.listed is not listed:
-            memo = self.selection_memo = MemoMask(listed)
-        return memo
-
-    selection_memo: MemoMask | None = None
 
     @override
     def generate_child_contexts(self, record: dict[str, Any], context: Context | None) -> Iterable[Context | None]:
@@ -435,54 +361,6 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
         """The SDK calls this for every stream once the whole sync is over: the run's end."""
         super().log_sync_costs()
         self.run.stream_finished(self)
-
-    # -- errors that end a stream, not the run -------------------------------------------------------
-
-    @contextmanager
-    def tolerated_errors(self, context: Mapping[str, Any] | None) -> Iterator[None]:
-        try:
-            yield
-        except (KlaviyoAPIError, RateLimitExhausted) as exc:
-            if not self.tolerates(exc):
-                raise
-            if isinstance(exc, KlaviyoPermissionError):
-                self.denied = True
-                self.logger.warning("skipping stream %s: %s", self.name, exc)
-            elif isinstance(exc, RateLimitExhausted):
-                self.denied = True
-                self.logger.warning("%s stopped early, its state kept where it got: %s", self.name, exc)
-            else:
-                self.logger.warning("%s: %s is gone (404); skipping it", self.name, dict(context or {}))
-
-    def tolerates(self, exc: BaseException) -> bool:
-        """Whether `exc` ends only this stream or partition (with a warning) rather than the run."""
-        if exc is self.run.abort_error:
-            return False  # another stream's failure, raised here to end the run early
-        if isinstance(exc, KlaviyoPermissionError):
-            return bool(self.config.get("skip_streams_without_scope"))
-        if isinstance(exc, KlaviyoAPIError):
-            return self.skip_not_found and exc.status == 404
-        if isinstance(exc, RateLimitExhausted):
-            return self.stop_when_exhausted
-        return False
-
-
-class MemoMask(SelectionMask):
-    """A SelectionMask that keeps what it worked out for breadcrumbs its metadata does not list (up to a bound:
-    free-form objects may have any keys)."""
-
-    LIMIT = 10_000
-
-    def __init__(self, listed: SelectionMask) -> None:
-        super().__init__(listed)
-        self.listed = listed
-
-    @override
-    def __missing__(self, breadcrumb: tuple[str, ...]) -> bool:
-        selected = super().__missing__(breadcrumb)
-        if len(self) < self.LIMIT:
-            self[breadcrumb] = selected
-        return selected
 
 
 @cache
