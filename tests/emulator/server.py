@@ -172,6 +172,8 @@ class Emulator:
         self.faults = FaultPlan(self.config.seed)
         self.api = Api(self.account, self.config.extra_attributes)
         self.requests = RequestLog()
+        #: (METHOD, spec template) -> a recorded response body served instead of the generated account.
+        self.fixtures: dict[tuple[str, str], dict[str, Any]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -241,6 +243,24 @@ class Emulator:
     def force(self, path_prefix: str, responses: list[ForcedResponse], method: str | None = "GET") -> None:
         """Serve ``responses`` (in order) to the next requests whose path starts with ``path_prefix``."""
         self.faults.force(path_prefix, responses, method)
+
+    def serve_fixture(self, template: str, body: dict[str, Any], method: str = "GET") -> None:
+        """Answer `method template` (e.g. ``/api/templates``) with a recorded body, after the usual checks.
+
+        A recording is one page of some other account: its `links` point there, so they are replaced by
+        this request's own `self` and no `next` (the only thing the emulator fills in: one page, no cursor).
+        """
+        self.fixtures[(method.upper(), template)] = body
+
+    def _fixture_doc(self, op: Operation, ctx: RequestContext) -> dict[str, Any] | None:
+        body = self.fixtures.get((op.method.upper(), op.template))
+        if body is None:
+            return None
+        doc = json.loads(json.dumps(body))
+        if "links" in doc:
+            query = f"?{ctx.raw_query}" if ctx.raw_query else ""
+            doc["links"] = {"self": f"{ctx.base}{ctx.path}{query}", "next": None, "prev": None}
+        return doc
 
     def clear_log(self) -> None:
         self.requests.clear()
@@ -420,6 +440,9 @@ class Emulator:
         ctx = RequestContext(
             base, path, raw_query, pairs, params, parsed_body, path_params, revision=lower.get("revision") or ""
         )
+        recorded = self._fixture_doc(op, ctx)
+        if recorded is not None:
+            return _add_limit_headers(_Reply(200, _dump(recorded)), decision)
         try:
             self.writes.settle()
             if self.writes.serves(op):
