@@ -14,7 +14,7 @@ limits from the spec, 150 ms +- 50 ms of latency per request) and the real comma
    and profiles only: wall, CPU, peak RSS, wall / floor;
 5. an account whose limits are a fifth of the published ones (the demo account's full sync): 429s among
    the requests, wall / floor at those limits;
-6. the warehouse models (dbt_klaviyo/) on the account loaded into DuckDB through Meltano (benchmarks/models.py):
+7. the warehouse models (dbt_klaviyo/) on the account loaded into DuckDB through Meltano (benchmarks/models.py):
    a full build, an incremental one, `dbt run` alone.
 
 The rate-limit floor: for each endpoint, the least time its burst (per second) and steady (per minute)
@@ -61,7 +61,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tap_klaviyo import spec  # noqa: E402
+from benchmarks import write_case  # noqa: E402
+from tap_klaviyo.api import spec  # noqa: E402
 from tap_klaviyo.streams.flows import MESSAGELESS_ACTIONS  # noqa: E402
 from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig  # noqa: E402
 from tests.emulator.api import fixed_page_size  # noqa: E402
@@ -513,6 +514,8 @@ def main() -> int:
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--skip-zero-latency", action="store_true")
     parser.add_argument("--skip-reduced", action="store_true")
+    parser.add_argument("--skip-writes", action="store_true", help="no target-klaviyo write case")
+    parser.add_argument("--writes-only", action="store_true", help="only the target-klaviyo write case")
     parser.add_argument("--reduced-size", default="demo", choices=["tiny", "demo", "medium", "large"])
     parser.add_argument("--reduced-scale", type=float, default=0.2)
     parser.add_argument("--skip-models", action="store_true", help="no warehouse models section")
@@ -543,6 +546,9 @@ def main() -> int:
         workdir = Path(tmp)
         if args.only_models:
             summary += models_section(say, args.size, workdir)
+            return finish(say, summary, args.out)
+        if args.writes_only:
+            write_case.report(say, write_case.run(workdir, args.latency_ms, args.jitter_ms, least_time), summary)
             return finish(say, summary, args.out)
         # 1. concurrent sync with limits and latency
         with emulator(args.size, args.latency_ms, args.jitter_ms) as emu:
@@ -744,15 +750,17 @@ def main() -> int:
                 [f"429s at {scale:g} of the published limits", f"{throttled} of {sent:,} ({share:.1%})", "< 2 %"]
             )
 
+        if not args.skip_writes:
+            write_case.report(say, write_case.run(workdir, args.latency_ms, args.jitter_ms, least_time), summary)
         if not args.skip_models:
             summary += models_section(say, args.size, workdir)
     return finish(say, summary, args.out)
 
 
 def models_section(say: Report, size: str, workdir: Path) -> list[list[Any]]:
-    """6. The warehouse models' build times on the account loaded into DuckDB."""
+    """7. The warehouse models' build times on the account loaded into DuckDB."""
     times = time_models(size, workdir)
-    say(f"## 6. Warehouse models on the {size} account (DuckDB)")
+    say(f"## 7. Warehouse models on the {size} account (DuckDB)")
     say()
     say(
         f"Loaded through Meltano in {times.load:.0f} s ({times.events:,} events); `meltano invoke dbt-duckdb`: "

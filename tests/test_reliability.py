@@ -222,7 +222,10 @@ def test_no_secret_in_any_output_even_at_debug(fresh_emulator: Emulator, tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout + proc.stderr
     assert "Bearer" not in text or "Bearer ***" in text
-    for secret in secrets:
+    # The access tokens the run was issued, and the refresh tokens rotation handed it, are secrets too.
+    issued = list(fresh_emulator.auth.access_tokens) + list(fresh_emulator.auth.refresh_tokens)
+    assert len(fresh_emulator.auth.access_tokens) >= 2
+    for secret in secrets + issued:
         assert secret not in text
     tokens = [e for e in fresh_emulator.requests if e.path == "/oauth/token"]
     assert len(tokens) >= 2, "the 401 should have refreshed the token once"

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
-from tap_klaviyo.api.spec import SPEC_REVISION
+from tap_klaviyo.api.connection import (
+    CONNECTION_HEAD,
+    CONNECTION_TAIL,
+    DEFAULT_API_URL,
+    OAUTH_SETTINGS,
+    SECRET_SETTINGS,
+    connection_errors,
+)
 from tap_klaviyo.api.timestamps import parse_utc
 
-DEFAULT_API_URL = "https://a.klaviyo.com"
-_REVISION = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.[A-Za-z0-9_-]+)?$")
-SECRET_SETTINGS = ("api_key", "client_secret", "refresh_token")
-OAUTH_SETTINGS = ("client_id", "client_secret", "refresh_token")
 SERIES_REPORTS = ("flow_series_report", "segment_series_report", "form_series_report")
 VALUES_REPORTS = ("campaign_values_report", "flow_values_report")
 #: Days between full reads, per setting (`full_reads`): memberships read in full weekly whatever the loader;
@@ -25,43 +25,7 @@ VALUES_REPORTS = ("campaign_values_report", "flow_values_report")
 FULL_READ_DEFAULTS = {"membership_full_refresh_days": 7, "full_read_days": 1, "profile_full_read_days": 30}
 
 CONFIG_SCHEMA = th.PropertiesList(
-    th.Property(
-        "api_key",
-        th.StringType,
-        secret=True,
-        title="Private API key",
-        description="A Klaviyo private API key (pk_...), sent as `Authorization: Klaviyo-API-Key`. "
-        "Use this or the three OAuth settings, not both.",
-    ),
-    th.Property("client_id", th.StringType, title="OAuth client ID", description="OAuth app client ID."),
-    th.Property(
-        "client_secret",
-        th.StringType,
-        secret=True,
-        title="OAuth client secret",
-        description="OAuth app secret.",
-    ),
-    th.Property(
-        "refresh_token",
-        th.StringType,
-        secret=True,
-        title="OAuth refresh token",
-        description="Refresh token of the app's installation; access tokens are refreshed from it in memory.",
-    ),
-    th.Property(
-        "api_url",
-        th.StringType,
-        default=DEFAULT_API_URL,
-        title="API URL",
-        description="Base URL of the Klaviyo API. Plain http:// is accepted only for a loopback host.",
-    ),
-    th.Property(
-        "revision",
-        th.StringType,
-        default=SPEC_REVISION,
-        title="API revision",
-        description="Klaviyo API revision header (YYYY-MM-DD with an optional .suffix).",
-    ),
+    *CONNECTION_HEAD,
     th.Property(
         "start_date",
         th.DateTimeType,
@@ -234,26 +198,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         title="Skip streams without scope",
         description="Skip, with one warning each, streams whose scope the key lacks instead of failing the run.",
     ),
-    th.Property(
-        "max_concurrency",
-        th.IntegerType(minimum=1, maximum=64),
-        default=8,
-        title="Max concurrency",
-        description="Requests in flight at once (within Klaviyo's per-endpoint limits); 1 is sequential.",
-    ),
-    th.Property(
-        "user_agent",
-        th.StringType,
-        title="User agent",
-        description="User-Agent header sent to Klaviyo.",
-    ),
-    th.Property(
-        "request_timeout",
-        th.IntegerType(minimum=1),
-        default=30,
-        title="Request timeout",
-        description="Seconds to wait for one HTTP response before retrying.",
-    ),
+    *CONNECTION_TAIL,
 ).to_dict()
 
 
@@ -265,49 +210,9 @@ def _parse_datetime(value: Any) -> datetime:
     return parsed
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def settings_errors(config: Mapping[str, Any]) -> list[str]:
     """Every problem in the settings, one readable line each (what is wrong, what to do)."""
-    errors: list[str] = []
-    has_key = bool(config.get("api_key"))
-    oauth = [name for name in OAUTH_SETTINGS if config.get(name)]
-    if has_key and oauth:
-        errors.append(
-            "both api_key and OAuth settings (" + ", ".join(oauth) + ") are set: configure exactly one way "
-            "to authenticate"
-        )
-    elif not has_key and not oauth:
-        errors.append(
-            "no credentials: set api_key (a Klaviyo private key) or client_id, client_secret and refresh_token"
-        )
-    elif oauth and len(oauth) < len(OAUTH_SETTINGS):
-        missing = [name for name in OAUTH_SETTINGS if name not in oauth]
-        errors.append(f"OAuth needs client_id, client_secret and refresh_token: {', '.join(missing)} missing")
-
-    api_url = str(config.get("api_url") or DEFAULT_API_URL)
-    parts = urlsplit(api_url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        errors.append(f"api_url {api_url!r} is not an http(s) URL: use https://a.klaviyo.com")
-    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
-        errors.append(f"api_url {api_url!r} uses plain http to a non-loopback host: use https://")
-
-    revision = str(config.get("revision") or SPEC_REVISION)
-    match = _REVISION.match(revision)
-    try:
-        if not match:
-            raise ValueError
-        datetime.strptime(match.group(1), "%Y-%m-%d")
-    except ValueError:
-        errors.append(f"revision {revision!r} is not YYYY-MM-DD[.suffix]: use e.g. {SPEC_REVISION}")
-
+    errors = connection_errors(config)
     dates: dict[str, datetime] = {}
     for name in ("start_date", "end_date"):
         if config.get(name):
@@ -324,3 +229,6 @@ def settings_errors(config: Mapping[str, Any]) -> list[str]:
 def parse_date_setting(config: Mapping[str, Any], name: str) -> datetime | None:
     value = config.get(name)
     return _parse_datetime(value) if value else None
+
+
+__all__ = ["CONFIG_SCHEMA", "DEFAULT_API_URL", "OAUTH_SETTINGS", "SECRET_SETTINGS", "settings_errors"]

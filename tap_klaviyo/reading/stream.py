@@ -103,6 +103,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
             on_unreadable=self.unreadable_timestamp,
         )
         self.without_key = 0  # records that came without their replication key (they never move the bookmark)
+        self.unkeyed = 0  # resources without an id (the spec allows it for profiles): no target could key them
         self.unreadable: set[str] = set()
 
     @classmethod
@@ -273,6 +274,10 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
                 record[column] = context.get(column)
         if self.keep_columns is not None:
             record = {k: record.get(k) for k in self.keep_columns}
+        if any(record.get(key) is None for key in self.primary_keys):
+            self.unkeyed += 1
+            self.stats.records -= 1 if self.selected else 0
+            return None
         cut = self.end_cut
         if cut is not None and (record.get(cut[0]) or "") >= cut[1]:
             self.stats.records -= 1 if self.selected else 0
@@ -337,6 +342,14 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
                 self.replication_key,
             )
             self.without_key = 0
+        if state is None and self.unkeyed:
+            self.logger.warning(
+                "%s: skipped %d resources that came without %s: no target can key them",
+                self.name,
+                self.unkeyed,
+                ", ".join(self.primary_keys),
+            )
+            self.unkeyed = 0
         if state is None:
             self.full_read_finished()  # deletions: a complete read releases its ACTIVATE_VERSION
         super().finalize_state_progress_markers(state)

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,6 +26,7 @@ from .faults import FAULT_KINDS, HTML_502, FaultPlan, ForcedResponse, fault_labe
 from .ratelimit import Decision, RateLimiter
 from .spec import Operation, RateLimit, get_spec
 from .variance import Variance
+from .writes import WriteApi, empty_account
 
 JSON_API = "application/vnd.api+json"
 THROTTLE_DOCS = "https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling#rate-limits"
@@ -49,6 +51,12 @@ class EmulatorConfig:
     #: Resource type -> attributes served on every such resource beyond the spec (e.g. a field Klaviyo
     #: has just started sending), to test that the tap names what no schema declares.
     extra_attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: A new account holding nothing but the account record (what target-klaviyo writes into).
+    empty: bool = False
+    #: Seconds (on the emulator's clock) before a bulk write job is applied.
+    job_delay_s: float = 2.0
+    #: Share of injected 5xx/timeout/drop faults on writes that come after the write was applied.
+    applied_fault_share: float = 0.5
     #: Share of what the spec leaves open that GET answers vary (omitted, nulled, unlisted fields and enum
     #: values, partial relationships: tests/emulator/variance.py), by `seed`; 0 serves every attribute.
     shape_variance: float = 0.0
@@ -148,14 +156,24 @@ def throttled_reply(retry_after: int, include_header: bool) -> _Reply:
 class Emulator:
     """The Klaviyo API emulator: ``with Emulator(EmulatorConfig(...)) as emu: ... emu.base_url``."""
 
-    def __init__(self, config: EmulatorConfig | None = None, account: AccountData | None = None) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        account: AccountData | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config or EmulatorConfig()
         self.account = account or AccountData(self.config.size, self.config.seed)
+        if self.config.empty:
+            empty_account(self.account)
+        self.writes = WriteApi(self.account, clock, self.config.job_delay_s)
         self.auth = AuthRegistry()
         self.limiter = RateLimiter()
         self.faults = FaultPlan(self.config.seed)
         self.api = Api(self.account, self.config.extra_attributes)
         self.requests = RequestLog()
+        #: (METHOD, spec template) -> a recorded response body served instead of the generated account.
+        self.fixtures: dict[tuple[str, str], dict[str, Any]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -226,6 +244,24 @@ class Emulator:
         """Serve ``responses`` (in order) to the next requests whose path starts with ``path_prefix``."""
         self.faults.force(path_prefix, responses, method)
 
+    def serve_fixture(self, template: str, body: dict[str, Any], method: str = "GET") -> None:
+        """Answer `method template` (e.g. ``/api/templates``) with a recorded body, after the usual checks.
+
+        A recording is one page of some other account: its `links` point there, so they are replaced by
+        this request's own `self` and no `next` (the only thing the emulator fills in: one page, no cursor).
+        """
+        self.fixtures[(method.upper(), template)] = body
+
+    def _fixture_doc(self, op: Operation, ctx: RequestContext) -> dict[str, Any] | None:
+        body = self.fixtures.get((op.method.upper(), op.template))
+        if body is None:
+            return None
+        doc = json.loads(json.dumps(body))
+        if "links" in doc:
+            query = f"?{ctx.raw_query}" if ctx.raw_query else ""
+            doc["links"] = {"self": f"{ctx.base}{ctx.path}{query}", "next": None, "prev": None}
+        return doc
+
     def clear_log(self) -> None:
         self.requests.clear()
 
@@ -266,6 +302,11 @@ class Emulator:
             reply.fault = fault_label(forced)
             return reply, entry
         kind = self.faults.roll(cfg.fault_rate, cfg.fault_kinds)
+        if kind is not None and kind != "truncated" and method != "GET" and self.faults.chance(cfg.applied_fault_share):
+            self._answer(method, path, raw_query, pairs, headers, body_text)  # applied, then the answer is lost
+            reply = self._fault_reply(kind)
+            reply.fault = f"{kind}-applied"
+            return reply, entry
         if kind is not None and kind != "truncated":
             reply = self._fault_reply(kind)
             return reply, entry
@@ -399,8 +440,15 @@ class Emulator:
         ctx = RequestContext(
             base, path, raw_query, pairs, params, parsed_body, path_params, revision=lower.get("revision") or ""
         )
+        recorded = self._fixture_doc(op, ctx)
+        if recorded is not None:
+            return _add_limit_headers(_Reply(200, _dump(recorded)), decision)
         try:
-            status, doc = self.api.handle(op, ctx)
+            self.writes.settle()
+            if self.writes.serves(op):
+                status, doc = self.writes.handle(op, ctx, len(body.encode()) if body else 0)
+            else:
+                status, doc = self.api.handle(op, ctx)
         except ApiError as err:
             reply = _error(err.status, err.code, err.title, err.detail, parameter=err.parameter, pointer=err.pointer)
             return _add_limit_headers(reply, decision)
