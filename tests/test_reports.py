@@ -9,10 +9,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from singer_sdk.exceptions import ConfigValidationError
 
 from tap_klaviyo.api import pacing
 from tap_klaviyo.reading.settings import settings_errors
 from tap_klaviyo.reading.stream import KlaviyoStream
+from tap_klaviyo.tap import TapKlaviyo
 from tests.conftest import config_for
 from tests.emulator import Emulator, EmulatorConfig
 from tests.emulator import reports as emulator_reports
@@ -255,8 +257,12 @@ def test_series_reports_need_no_setting_and_old_settings_still_work(fresh_emulat
     old = {**config, "series_reports": ["flow_series_report"], "report_history_days": 1}
     assert not settings_errors(old)
     assert run_tap(old, catalog=catalog).records["segment_series_report"]
-    bad = settings_errors({**config, "report_values_per_day": ["flow_series_report"], "report_window_days": 400})
-    assert len(bad) == 2 and "report_values_per_day" in bad[0] and "report_window_days" in bad[1]
+    # The settings' schema says what they allow: the SDK names each setting that breaks it, before any request.
+    with pytest.raises(ConfigValidationError) as raised:
+        TapKlaviyo(config={**config, "report_values_per_day": ["flow_series_report"], "report_window_days": 400})
+    bad = raised.value.errors
+    assert len(bad) == 2
+    assert any("report_values_per_day" in e for e in bad) and any("report_window_days" in e for e in bad)
 
 
 def test_metric_aggregate_rows(fresh_emulator: Emulator) -> None:

@@ -44,6 +44,7 @@ from tap_klaviyo.reading.records import RecordShape
 from tap_klaviyo.reading.retrying import RetryHooks
 from tap_klaviyo.reading.run import KlaviyoRun
 from tap_klaviyo.reading.selection import MemoSelection
+from tap_klaviyo.reading.shape_notes import ShapeNotes
 from tap_klaviyo.reading.tolerance import ErrorTolerance
 
 SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
@@ -94,17 +95,15 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
         self.parsed = threading.local()  # the body validate_response decoded, for parse_response
         resource = self.resource_of(self.schema_path or self.path)
         props = self.schema.get("properties", {})
+        self.notes = ShapeNotes(self.name, self.logger)  # records Klaviyo sent incomplete, counted
         self.drift = DriftCheck(self.name, self.logger, props)  # fields in no schema: named once per stream
         self.shape = RecordShape(
             self.id_column,
             [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)],
             [k for k, v in props.items() if v.get("format") == "date-time"],
             columns=props,
-            on_unreadable=self.unreadable_timestamp,
+            on_unreadable=self.notes.unreadable_timestamp,
         )
-        self.without_key = 0  # records that came without their replication key (they never move the bookmark)
-        self.unkeyed = 0  # resources without an id (the spec allows it for profiles): no target could key them
-        self.unreadable: set[str] = set()
 
     @classmethod
     def schema_source(cls) -> dict[str, Any]:
@@ -275,7 +274,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
         if self.keep_columns is not None:
             record = {k: record.get(k) for k in self.keep_columns}
         if any(record.get(key) is None for key in self.primary_keys):
-            self.unkeyed += 1
+            self.notes.unkeyed += 1
             self.stats.records -= 1 if self.selected else 0
             return None
         cut = self.end_cut
@@ -285,7 +284,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
         self.drift.check(record)
         self.shape.complete(record)
         if self.replication_key and record.get(self.replication_key) is None:
-            self.without_key += 1
+            self.notes.without_key += 1
         if self.derives:
             self.fanout.derive(record)
         self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
@@ -320,36 +319,10 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
         self.full_read_begins()  # deletions: the SDK asks this first thing in sync()
         return self.run.started if self.replication_key else None
 
-    def unreadable_timestamp(self, column: str, value: Any) -> None:
-        """A date-time Klaviyo sent that no parser reads: the record keeps a null there, the log says so once."""
-        if column not in self.unreadable:
-            self.unreadable.add(column)
-            self.logger.warning(
-                "%s: Klaviyo sent %r in the date-time field %s, which is not a timestamp; the record keeps null "
-                "there (further ones in this field are not named)",
-                self.name,
-                str(value)[:60],
-                column,
-            )
-
     @override
     def finalize_state_progress_markers(self, state: dict[str, Any] | None = None) -> None:
-        if state is None and self.without_key:
-            self.logger.warning(
-                "%s: %d records came without %s; they were emitted and did not move the bookmark",
-                self.name,
-                self.without_key,
-                self.replication_key,
-            )
-            self.without_key = 0
-        if state is None and self.unkeyed:
-            self.logger.warning(
-                "%s: skipped %d resources that came without %s: no target can key them",
-                self.name,
-                self.unkeyed,
-                ", ".join(self.primary_keys),
-            )
-            self.unkeyed = 0
+        if state is None:
+            self.notes.report(self.replication_key, self.primary_keys)
         if state is None:
             self.full_read_finished()  # deletions: a complete read releases its ACTIVATE_VERSION
         super().finalize_state_progress_markers(state)

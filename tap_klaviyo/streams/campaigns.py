@@ -127,7 +127,7 @@ class CampaignMessageSendTimeStream(DerivedStream):
             if sent:
                 at = normalize_timestamp(sent)
                 if at is None:
-                    self.unreadable_timestamp("datetime", sent)
+                    self.notes.unreadable_timestamp("datetime", sent)
                 rows.append({"campaign_message_id": parent["id"], "datetime": at, "is_local": item.get("is_local")})
         return rows
 

@@ -303,7 +303,7 @@ class SeriesReportStream(DatedReportStream):
         """A series' day in UTC; null (with the stream's one warning) when Klaviyo's date cannot be read."""
         parsed = parse_utc(stamp)
         if parsed is None:
-            self.unreadable_timestamp("date", stamp)
+            self.notes.unreadable_timestamp("date", stamp)
             return None
         return utc_iso(_midnight(parsed))
 
@@ -479,7 +479,7 @@ class MetricAggregateStream(ReportStream):
     def aggregate_day(self, stamp: Any) -> str | None:
         normalized = normalize_timestamp(stamp)
         if normalized is None:
-            self.unreadable_timestamp("date", stamp)
+            self.notes.unreadable_timestamp("date", stamp)
         return normalized
 
     @override
