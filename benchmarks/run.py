@@ -372,12 +372,13 @@ def xlarge_section(say: Report, args: argparse.Namespace, workdir: Path) -> list
 
 
 class SpoolWatch:
-    """The tap's spool file, seen from outside: the tap creates it unlinked in $TMPDIR, so only its open
-    descriptor (/proc/<pid>/fd) shows its size; polled twice a second, the peak is the most it held."""
+    """The tap's spool file, seen from outside: the tap creates it unlinked in $TMPDIR (O_TMPFILE on Linux: it
+    never has a name), so only its open descriptor shows its size: any descriptor of the process pointing into
+    this run's own TMPDIR is the spool. Polled twice a second, the peak is the most it held."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory.resolve()
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.peak = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -387,7 +388,7 @@ class SpoolWatch:
         with contextlib.suppress(OSError):
             for fd in Path(f"/proc/{pid}/fd").iterdir():
                 with contextlib.suppress(OSError):
-                    if "tap-klaviyo-spool-" in os.readlink(fd):
+                    if os.readlink(fd).startswith(f"{self.directory}/"):
                         total += fd.stat().st_size
         return total
 
