@@ -27,7 +27,13 @@ from the run's start).
 Reports are read for `report_history_days=1` (2 requests each): Klaviyo allows 2 report requests a minute,
 so 30 days would add 15 minutes of waiting per report that no client can shorten.
 
+6. the xlarge account (1,000,000 profiles, 10,000,000 events, 20 lists; profiles and memberships computed
+   from their index), events, profiles and list memberships in full: wall against the binding endpoint's
+   floor, peak RSS, the spool's peak on disk and what the run left in its TMPDIR, counts against the
+   emulator's, requests against their minimum.
+
 Options: `--quick` (demo account, no large run), `--skip-sequential`, `--skip-large`, `--skip-zero-latency`,
+`--skip-xlarge`, `--only-xlarge` (replaces section 6 of the results file), `--xlarge-fraction`,
 `--skip-reduced`, `--reduced-size`, `--reduced-scale`,
 `--cpu-runs` (zero-latency runs, median reported; default 3), `--size`, `--large-size`, `--latency-ms`,
 `--jitter-ms`, `--out` (results file, default benchmarks/results.md; `--out -` writes none).
