@@ -67,7 +67,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tap_klaviyo import spec  # noqa: E402
+from benchmarks import write_case  # noqa: E402
+from tap_klaviyo.api import spec  # noqa: E402
 from tap_klaviyo.streams.flows import MESSAGELESS_ACTIONS  # noqa: E402
 from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig  # noqa: E402
 from tests.emulator.api import fixed_page_size  # noqa: E402
@@ -711,6 +712,8 @@ def main() -> int:
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--skip-zero-latency", action="store_true")
     parser.add_argument("--skip-reduced", action="store_true")
+    parser.add_argument("--skip-writes", action="store_true", help="no target-klaviyo write case")
+    parser.add_argument("--writes-only", action="store_true", help="only the target-klaviyo write case")
     parser.add_argument("--reduced-size", default="demo", choices=["tiny", "demo", "medium", "large"])
     parser.add_argument("--reduced-scale", type=float, default=0.2)
     parser.add_argument("--cpu-runs", type=int, default=3, help="zero-latency event runs (median reported)")
@@ -744,6 +747,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="tap-klaviyo-bench-") as tmp:
         workdir = Path(tmp)
+        if args.writes_only:
+            write_case.report(say, write_case.run(workdir, args.latency_ms, args.jitter_ms, least_time), summary)
+            return finish(say, summary, args.out)
         # 1. concurrent sync with limits and latency
         with emulator(args.size, args.latency_ms, args.jitter_ms) as emu:
             floor_rows = floor_table(emu.account, 1, args.latency_ms / 1000)
@@ -948,12 +954,19 @@ def main() -> int:
         if not args.skip_xlarge:
             summary += xlarge_section(say, args, workdir)
 
+        if not args.skip_writes:
+            write_case.report(say, write_case.run(workdir, args.latency_ms, args.jitter_ms, least_time), summary)
+
+    return finish(say, summary, args.out)
+
+
+def finish(say: Report, summary: list[list[Any]], out: str) -> int:
     say("## Summary")
     say()
     say.table(["measure", "result", "target"], summary)
-    if args.out != "-":
-        Path(args.out).write_text("\n".join(say.lines) + "\n", encoding="utf-8")
-        print(f"written to {args.out}")
+    if out != "-":
+        Path(out).write_text("\n".join(say.lines) + "\n", encoding="utf-8")
+        print(f"written to {out}")
     return 0
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tap_klaviyo import spec
-from tap_klaviyo.client import SCHEMAS_DIR
+from tap_klaviyo.api import spec
+from tap_klaviyo.reading.stream import SCHEMAS_DIR
 from tap_klaviyo.streams import STREAM_TYPES
 
 

@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tap_klaviyo.settings import OAUTH_SETTINGS  # noqa: E402
+from tap_klaviyo.reading.settings import OAUTH_SETTINGS  # noqa: E402
 from tap_klaviyo.tap import TapKlaviyo  # noqa: E402
 
 HUB_FILE = ROOT / "hub" / "tap-klaviyo.yml"

@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tap_klaviyo.children import SideloadedStream  # noqa: E402
-from tap_klaviyo.client import KlaviyoStream  # noqa: E402
+from tap_klaviyo.reading.children import SideloadedStream  # noqa: E402
+from tap_klaviyo.reading.stream import KlaviyoStream  # noqa: E402
 from tap_klaviyo.streams import STREAM_TYPES  # noqa: E402
 from tap_klaviyo.tap import TapKlaviyo  # noqa: E402
 

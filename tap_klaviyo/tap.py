@@ -11,15 +11,16 @@ from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 from typing_extensions import override
 
-from tap_klaviyo.clock import Clock
-from tap_klaviyo.errors import KlaviyoUserError, redact
-from tap_klaviyo.output import SingerOutput
-from tap_klaviyo.progress import quiet_logger
-from tap_klaviyo.run import KlaviyoRun
-from tap_klaviyo.settings import CONFIG_SCHEMA, settings_errors
+from tap_klaviyo.api.clock import Clock
+from tap_klaviyo.api.errors import KlaviyoUserError, redact
+from tap_klaviyo.api.token_store import config_files_of_this_run, remember_config_files
+from tap_klaviyo.reading.bookmarks import quiet_null_value_notes
+from tap_klaviyo.reading.output import SingerOutput
+from tap_klaviyo.reading.progress import quiet_logger
+from tap_klaviyo.reading.run import KlaviyoRun
+from tap_klaviyo.reading.settings import CONFIG_SCHEMA, settings_errors
 from tap_klaviyo.streams import STREAM_TYPES
 from tap_klaviyo.streams.custom import custom_stream_errors, custom_stream_types
-from tap_klaviyo.token_store import config_files_of_this_run, remember_config_files
 
 
 class TapKlaviyo(Tap):
@@ -34,6 +35,7 @@ class TapKlaviyo(Tap):
         """`clock`: the run's time (tests pass a fake one). Settings the JSON schema cannot express are checked
         here, before any request, each problem one line."""
         self.clock = clock
+        quiet_null_value_notes()
         self.config_files = config_files_of_this_run()  # token write-back: the --config files of this run
         super().__init__(*args, **kwargs)
         if kwargs.get("validate_config", True):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
-from tap_klaviyo.clock import Clock
+from tap_klaviyo.api.clock import Clock
 
 
 class FakeClock(Clock):

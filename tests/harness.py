@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tap_klaviyo.clock import Clock
+from tap_klaviyo.api.clock import Clock
 from tap_klaviyo.tap import TapKlaviyo
 
 ROOT = Path(__file__).resolve().parents[1]

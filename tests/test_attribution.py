@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from tap_klaviyo import windows
+from tap_klaviyo.reading import windows
 from tests.conftest import config_for
 from tests.emulator import DEMO_API_KEY, Emulator
 from tests.emulator.schema_check import response_errors

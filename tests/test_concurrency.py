@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from tap_klaviyo.concurrency import Prefetch, ordered
+from tap_klaviyo.reading.concurrency import Prefetch, ordered
 
 
 def slow_range(start: int, stop: int, delay: float) -> Iterator[int]:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tap_klaviyo import progress
-from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.reading import progress
+from tap_klaviyo.reading.stream import KlaviyoStream
 from tap_klaviyo.tap import TapKlaviyo
 from tests.conftest import config_for
 from tests.emulator import Emulator, EmulatorConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tap_klaviyo import spec
+from tap_klaviyo.api import spec
 from tests.emulator.contract import validate_request
 
 

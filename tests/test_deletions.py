@@ -1,5 +1,5 @@
 """Deletions reach the loader: periodic full reads whose records carry a table version and end with
-ACTIVATE_VERSION (tap_klaviyo/full_reads.py), run through HTTP against the emulator."""
+ACTIVATE_VERSION (tap_klaviyo/reading/full_reads.py), run through HTTP against the emulator."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def test_missing_scope_names_stream_and_scope(emulator: Emulator, tmp_path: Path
         ({"api_key": DEMO_API_KEY, "start_date": "2025-01-01", "end_date": "2024-01-01"}, "end_date"),
         ({"api_key": DEMO_API_KEY, "api_url": "http://klaviyo.example.com"}, "plain http"),
         ({"api_key": DEMO_API_KEY, "request_timeout": -5}, "request_timeout"),
-        ({"api_key": DEMO_API_KEY, "series_reports": ["flow_series_reprot"]}, "unknown streams"),
+        ({"api_key": DEMO_API_KEY, "series_reports": ["flow_series_reprot"]}, "series_reports"),
         ({"api_key": DEMO_API_KEY, "max_concurrency": 0}, "max_concurrency"),
         ({"api_key": DEMO_API_KEY, "custom_streams": [{"name": "x", "path": "/api/nope"}]}, "custom_streams[0].path"),
     ],

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tap_klaviyo.token_store import RefreshTokenStore, source_file, write_refresh_token
+from tap_klaviyo.api.token_store import RefreshTokenStore, source_file, write_refresh_token
 from tests.emulator import Emulator
 from tests.harness import ROOT, run_cli, run_tap, select_only
 

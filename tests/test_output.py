@@ -27,7 +27,7 @@ def test_record_lines_are_what_the_sdk_writer_formats(emulator: Emulator) -> Non
 
 def test_optional_fields_in_sdk_order(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     """version and time_extracted, each present or not, in the order the SDK writes them."""
-    from tap_klaviyo.output import SingerOutput
+    from tap_klaviyo.reading.output import SingerOutput
 
     sdk = MsgSpecWriter()
     when = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tap_klaviyo import windows
-from tap_klaviyo.spool import Spool
+from tap_klaviyo.reading import windows
+from tap_klaviyo.reading.spool import Spool
 from tap_klaviyo.streams.events import EventStream
 from tests.conftest import config_for
 from tests.emulator import Emulator, EmulatorConfig

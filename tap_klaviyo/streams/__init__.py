@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.reading.stream import KlaviyoStream
 from tap_klaviyo.streams.campaigns import (
     AudienceExcludedStream,
     AudienceIncludedStream,

@@ -6,7 +6,7 @@ from typing import Any
 
 from typing_extensions import override
 
-from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.reading.stream import KlaviyoStream
 
 
 class AccountStream(KlaviyoStream):

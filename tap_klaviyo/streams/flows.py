@@ -7,8 +7,8 @@ from typing import Any
 
 from typing_extensions import override
 
-from tap_klaviyo.children import SideloadedStream
-from tap_klaviyo.client import KlaviyoStream
+from tap_klaviyo.reading.children import SideloadedStream
+from tap_klaviyo.reading.stream import KlaviyoStream
 
 
 class FlowStream(KlaviyoStream):

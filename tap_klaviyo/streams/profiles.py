@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from tap_klaviyo.children import Listing
-from tap_klaviyo.client import KlaviyoStream
-from tap_klaviyo.records import normalize_timestamp
+from tap_klaviyo.api.documents import nested, objects_of
+from tap_klaviyo.api.timestamps import normalize_timestamp, parse_utc
+from tap_klaviyo.reading.children import Listing
+from tap_klaviyo.reading.stream import KlaviyoStream
 
 
 class ProfileStream(KlaviyoStream):
@@ -130,7 +131,7 @@ class ExclusionStream(KlaviyoStream):
         rows: list[dict[str, Any]] = []
         with_list = "list_id" in self.schema["properties"]
         for profile in super().records_of(doc):
-            marketing = ((profile.get("subscriptions") or {}).get("email") or {}).get("marketing") or {}
+            marketing = nested(profile, "subscriptions", "email", "marketing")
             for row in self.rows(marketing):
                 rows.append(
                     {
@@ -149,7 +150,7 @@ class ExclusionStream(KlaviyoStream):
     @override
     def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         self.full_read_record(row, context)
-        return row
+        return self.shape.complete(row)
 
     @classmethod
     @override
@@ -175,8 +176,12 @@ class GlobalExclusionStream(ExclusionStream):
 
     @override
     def rows(self, marketing: dict[str, Any]) -> list[dict[str, Any]]:
-        entries = [e for e in marketing.get("suppression") or [] if e.get("timestamp")]
-        return [max(entries, key=lambda e: normalize_timestamp(e["timestamp"]))] if entries else []
+        entries = [e for e in objects_of(marketing.get("suppression")) if parse_utc(e.get("timestamp"))]
+        return (
+            [max(entries, key=lambda e: parse_utc(e["timestamp"]) or datetime.min.replace(tzinfo=timezone.utc))]
+            if entries
+            else []
+        )
 
 
 class ListExclusionStream(ExclusionStream):
@@ -189,4 +194,4 @@ class ListExclusionStream(ExclusionStream):
 
     @override
     def rows(self, marketing: dict[str, Any]) -> list[dict[str, Any]]:
-        return [e for e in marketing.get("list_suppressions") or [] if e.get("timestamp") and e.get("list_id")]
+        return [e for e in objects_of(marketing.get("list_suppressions")) if e.get("timestamp") and e.get("list_id")]

@@ -20,21 +20,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 from weakref import WeakKeyDictionary
 
 import requests
 from typing_extensions import override
 
-from tap_klaviyo import spec
-from tap_klaviyo.children import Listing
-from tap_klaviyo.client import KlaviyoStream
-from tap_klaviyo.records import normalize_timestamp, utc_iso
-from tap_klaviyo.settings import parse_date_setting
-
-if TYPE_CHECKING:
-    from tap_klaviyo.run import KlaviyoRun
+from tap_klaviyo.api import spec
+from tap_klaviyo.api.timestamps import normalize_timestamp, parse_utc, utc_iso
+from tap_klaviyo.reading.children import Listing
+from tap_klaviyo.reading.run import KlaviyoRun
+from tap_klaviyo.reading.settings import parse_date_setting
+from tap_klaviyo.reading.stream import KlaviyoStream
 
 DAY = timedelta(days=1)
 CONVERSION_METRIC_NAME = "Placed Order"
@@ -171,9 +169,11 @@ class ReportStream(KlaviyoStream):
     def slice_done(self, context: Mapping[str, Any] | None, slice_: Slice) -> None:
         """Every row of the slice was emitted (dated reports move their bookmark here)."""
 
-    def groupings(self, result: Mapping[str, Any]) -> dict[str, str]:
-        found = result.get("groupings") or {}
-        return {g: str(found.get(g)) for g in self.group_by}
+    def groupings(self, result: Mapping[str, Any]) -> dict[str, str | None]:
+        found = result.get("groupings")
+        if not isinstance(found, Mapping):
+            found = {}
+        return {g: _text(found.get(g)) for g in self.group_by}
 
     # -- the loop (the only place that sends) ----------------------------------------------------------
 
@@ -215,7 +215,7 @@ class ReportStream(KlaviyoStream):
 
     @override
     def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-        return row
+        return self.shape.complete(row)
 
 
 class DatedReportStream(ReportStream):
@@ -272,7 +272,8 @@ class DatedReportStream(ReportStream):
         last_day = utc_iso(_midnight(slice_["end"] - timedelta(microseconds=1)))
         state = self.get_context_state(dict(context) if context else None)
         current = state.get("replication_key_value")
-        if current is None or normalize_timestamp(current) < last_day:
+        reached = parse_utc(current)
+        if reached is None or utc_iso(reached) < last_day:
             state["replication_key"] = self.replication_key
             state["replication_key_value"] = last_day
 
@@ -292,18 +293,28 @@ class SeriesReportStream(DatedReportStream):
     @classmethod
     @override
     def build_schema(cls) -> dict[str, Any]:
-        props: dict[str, Any] = {"date": {"type": ["string"], "format": "date-time"}}
-        props.update({g: {"type": ["string"]} for g in cls.group_by})
+        props: dict[str, Any] = {"date": {"type": ["string", "null"], "format": "date-time"}}
+        props.update({g: {"type": ["string", "null"]} for g in cls.group_by})  # Klaviyo may send a null grouping
         statistics = spec.request_enum(cls.path, "statistics")  # type: ignore[misc]
         props.update({s: {"type": ["number", "null"]} for s in statistics})
         return {"type": "object", "properties": props}
+
+    def report_day(self, stamp: Any) -> str | None:
+        """A series' day in UTC; null (with the stream's one warning) when Klaviyo's date cannot be read."""
+        parsed = parse_utc(stamp)
+        if parsed is None:
+            self.unreadable_timestamp("date", stamp)
+            return None
+        return utc_iso(_midnight(parsed))
 
     @override
     def parse_rows(self, doc: Mapping[str, Any], slice_: Slice) -> Iterator[dict[str, Any]]:
         attributes = (doc.get("data") or {}).get("attributes") or {}
         stamps = attributes.get("date_times") or []
-        dates = [utc_iso(_midnight(datetime.fromisoformat(normalize_timestamp(d)))) for d in stamps]
-        results = [(self.groupings(r), r.get("statistics") or {}) for r in attributes.get("results") or []]
+        dates = [self.report_day(d) for d in stamps]
+        results = [
+            (self.groupings(r), r.get("statistics") or {}) for r in attributes.get("results") or [] if hasattr(r, "get")
+        ]
         for index, date in enumerate(dates):
             for groupings, series in results:
                 stats = {k: (v[index] if isinstance(v, list) and index < len(v) else None) for k, v in series.items()}
@@ -336,7 +347,7 @@ class ValuesReportStream(DatedReportStream):
     def build_schema(cls) -> dict[str, Any]:
         timestamp = {"type": ["string", "null"], "format": "date-time"}
         props: dict[str, Any] = {"date": dict(timestamp)}
-        props.update({g: {"type": ["string"]} for g in cls.group_by})
+        props.update({g: {"type": ["string", "null"]} for g in cls.group_by})  # Klaviyo may send a null grouping
         props.update({"timeframe_start": dict(timestamp), "timeframe_end": dict(timestamp)})
         statistics = spec.request_enum(cls.path, "statistics")  # type: ignore[misc]
         props.update({s: {"type": ["number", "null"]} for s in statistics})
@@ -418,7 +429,7 @@ class MetricAggregateStream(ReportStream):
     def build_schema(cls) -> dict[str, Any]:
         props: dict[str, Any] = {
             "query_name": {"type": ["string"]},
-            "date": {"type": ["string"], "format": "date-time"},
+            "date": {"type": ["string", "null"], "format": "date-time"},  # null: a date Klaviyo sent unreadable
             "dimensions_key": {"type": ["string"]},
             "dimensions": {"type": ["object", "null"], "additionalProperties": True},
         }
@@ -465,23 +476,34 @@ class MetricAggregateStream(ReportStream):
     def request_params(self, cursor: str | None) -> dict[str, str]:
         return {}  # the cursor travels in the body here
 
+    def aggregate_day(self, stamp: Any) -> str | None:
+        normalized = normalize_timestamp(stamp)
+        if normalized is None:
+            self.unreadable_timestamp("date", stamp)
+        return normalized
+
     @override
     def parse_rows(self, doc: Mapping[str, Any], slice_: Slice) -> Iterator[dict[str, Any]]:
         name = str(slice_["query_name"])
         by = self.queries[name].get("by") or []
         attributes = (doc.get("data") or {}).get("attributes") or {}
-        dates = [normalize_timestamp(d) for d in attributes.get("dates") or []]
+        dates = [self.aggregate_day(d) for d in attributes.get("dates") or []]
         for group in attributes.get("data") or []:
-            values = [str(v) for v in group.get("dimensions") or []]
+            values = [_text(v) for v in group.get("dimensions") or []]
             dimensions = dict(zip(by, values, strict=False))
             for index, date in enumerate(dates):
                 row: dict[str, Any] = {
                     "query_name": name,
                     "date": date,
                     # Never empty: a key column that is "" reads back as NULL in CSV-based loaders (target-duckdb).
-                    "dimensions_key": "|".join(values) or "(none)",
+                    "dimensions_key": "|".join(v or "" for v in values) or "(none)",
                     "dimensions": dimensions,
                 }
                 for measure, series in (group.get("measurements") or {}).items():
                     row[measure] = series[index] if isinstance(series, list) and index < len(series) else None
                 yield row
+
+
+def _text(value: Any) -> str | None:
+    """A grouping or dimension as text; Klaviyo's null stays null (never the string "None")."""
+    return None if value is None else str(value)

@@ -232,7 +232,8 @@ def body_problems(op: Operation, body: str | bytes | None) -> list[Problem]:
     out = [Problem(msg, pointer=ptr) for ptr, msg in schema_problems(media.get("schema", {}), doc, "")]
     if out:
         return out[:5]
-    attrs = doc.get("data", {}).get("attributes", {})
+    data = doc.get("data") if isinstance(doc, dict) else None
+    attrs = data.get("attributes", {}) if isinstance(data, dict) else {}
     if op.template in REPORT_TEMPLATES:
         out.extend(_report_problems(op, attrs))
     elif op.template == "/api/metric-aggregates":

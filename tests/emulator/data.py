@@ -280,10 +280,7 @@ class AccountData:
             base = self._profile_attrs(rng, len(self.store["profile"]), created, updated)
             base.update(attrs)
             self._put(Rec("profile", pid, base, {"lists": [], "segments": [], "push-tokens": []}))
-            ids, index = self.events.profile_ids, self.events.profile_index
-            assert isinstance(ids, list) and isinstance(index, dict)  # a materialised account's
-            ids.append(pid)
-            index[pid] = len(ids) - 1
+            self.events.add_profile(pid)
             return pid
 
     def touch_profile(self, profile_id: str, when: datetime) -> None:

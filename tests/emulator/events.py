@@ -194,6 +194,14 @@ class EventStore:
         return self.n + len(self._extras)
 
     # ---- mutation --------------------------------------------------------------------------------
+    def add_profile(self, profile_id: str) -> None:
+        """A profile created after the build (it has no base events); a materialised account's only."""
+        ids, index = self.profile_ids, self.profile_index
+        if not isinstance(ids, list) or not isinstance(index, dict):
+            raise TypeError("a lazy account's profiles are read-only")
+        ids.append(profile_id)
+        index[profile_id] = len(ids) - 1
+
     def append(
         self,
         at: int,

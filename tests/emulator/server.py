@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,6 +25,8 @@ from .data import AccountData
 from .faults import FAULT_KINDS, HTML_502, FaultPlan, ForcedResponse, fault_label, server_error
 from .ratelimit import Decision, RateLimiter
 from .spec import Operation, RateLimit, get_spec
+from .variance import Variance
+from .writes import WriteApi, empty_account
 
 JSON_API = "application/vnd.api+json"
 THROTTLE_DOCS = "https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling#rate-limits"
@@ -48,6 +51,15 @@ class EmulatorConfig:
     #: Resource type -> attributes served on every such resource beyond the spec (e.g. a field Klaviyo
     #: has just started sending), to test that the tap names what no schema declares.
     extra_attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: A new account holding nothing but the account record (what target-klaviyo writes into).
+    empty: bool = False
+    #: Seconds (on the emulator's clock) before a bulk write job is applied.
+    job_delay_s: float = 2.0
+    #: Share of injected 5xx/timeout/drop faults on writes that come after the write was applied.
+    applied_fault_share: float = 0.5
+    #: Share of what the spec leaves open that GET answers vary (omitted, nulled, unlisted fields and enum
+    #: values, partial relationships: tests/emulator/variance.py), by `seed`; 0 serves every attribute.
+    shape_variance: float = 0.0
 
 
 @dataclass
@@ -144,9 +156,17 @@ def throttled_reply(retry_after: int, include_header: bool) -> _Reply:
 class Emulator:
     """The Klaviyo API emulator: ``with Emulator(EmulatorConfig(...)) as emu: ... emu.base_url``."""
 
-    def __init__(self, config: EmulatorConfig | None = None, account: AccountData | None = None) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        account: AccountData | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config or EmulatorConfig()
         self.account = account or AccountData(self.config.size, self.config.seed)
+        if self.config.empty:
+            empty_account(self.account)
+        self.writes = WriteApi(self.account, clock, self.config.job_delay_s)
         self.auth = AuthRegistry()
         self.limiter = RateLimiter()
         self.faults = FaultPlan(self.config.seed)
@@ -262,6 +282,11 @@ class Emulator:
             reply.fault = fault_label(forced)
             return reply, entry
         kind = self.faults.roll(cfg.fault_rate, cfg.fault_kinds)
+        if kind is not None and kind != "truncated" and method != "GET" and self.faults.chance(cfg.applied_fault_share):
+            self._answer(method, path, raw_query, pairs, headers, body_text)  # applied, then the answer is lost
+            reply = self._fault_reply(kind)
+            reply.fault = f"{kind}-applied"
+            return reply, entry
         if kind is not None and kind != "truncated":
             reply = self._fault_reply(kind)
             return reply, entry
@@ -396,10 +421,17 @@ class Emulator:
             base, path, raw_query, pairs, params, parsed_body, path_params, revision=lower.get("revision") or ""
         )
         try:
-            status, doc = self.api.handle(op, ctx)
+            self.writes.settle()
+            if self.writes.serves(op):
+                status, doc = self.writes.handle(op, ctx, len(body.encode()) if body else 0)
+            else:
+                status, doc = self.api.handle(op, ctx)
         except ApiError as err:
             reply = _error(err.status, err.code, err.title, err.detail, parameter=err.parameter, pointer=err.pointer)
             return _add_limit_headers(reply, decision)
+        if self.config.shape_variance and op.method == "GET" and status == 200:
+            parsed = json.loads(doc if isinstance(doc, bytes) else _dump(doc))  # a copy: the account stays as it is
+            doc = Variance(self.config.shape_variance, self.config.seed).vary_document(parsed, op)
         payload = doc if isinstance(doc, bytes) else _dump(doc)
         return _add_limit_headers(_Reply(status, payload), decision)
 

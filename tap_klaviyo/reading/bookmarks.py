@@ -1,0 +1,82 @@
+"""What STATE says: bookmarks that never pass the run's start and never move back behind where a run began.
+
+The SDK moves a bookmark with every record. Two kinds of record would move it wrongly: one dated in the
+future (the next run would skip everything between now and then), and one re-read behind the bookmark (the
+lookback for late events, the second a strict filter steps back), which would move it back. Records are
+emitted as they are; the STATE written out is clamped, so a run resumed from any STATE loses nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from singer_sdk.helpers.types import Context
+from typing_extensions import override
+
+
+class BookmarkGuard:
+    """Floors (the bookmark each partition started from) and the ceiling (the run's start)."""
+
+    def __init__(self, ceiling: str) -> None:
+        self.ceiling = ceiling
+        self.floors: dict[int, str] = {}
+        self.lock = threading.Lock()
+
+    def partition_started(self, stream: Any, context: Context | None) -> None:
+        """Main thread, as the SDK starts a stream or partition: remember the bookmark it starts from."""
+        if not stream.replication_key or stream.arrives_with_parent:
+            return
+        state = stream.get_context_state(context)
+        value = state.get("replication_key_value")
+        if isinstance(value, str):
+            with self.lock:
+                self.floors[id(state)] = value
+
+    def guard(self, tap_state: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of the state to write out, each bookmark within [its floor, the run's start]."""
+        out = copy.deepcopy(dict(tap_state))
+        originals = tap_state.get("bookmarks") or {}
+        for name, stream_state in (out.get("bookmarks") or {}).items():
+            original = originals.get(name) or {}
+            self._clamp(stream_state, original)
+            for partition, original_partition in zip(
+                stream_state.get("partitions") or [], original.get("partitions") or [], strict=False
+            ):
+                self._clamp(partition, original_partition)
+        return out
+
+    def _clamp(self, state: dict[str, Any], original: dict[str, Any]) -> None:
+        value = state.get("replication_key_value")
+        if not isinstance(value, str) or not _looks_like_timestamp(value):
+            return
+        floor = self.floors.get(id(original))
+        if floor is not None and value < floor:
+            value = floor
+        value = min(value, self.ceiling)
+        state["replication_key_value"] = value
+
+
+def _looks_like_timestamp(value: str) -> bool:
+    return len(value) >= 19 and value[4] == "-" and value[10] == "T"
+
+
+class _NullValueNotes(logging.Filter):
+    """Drops the SDK's per-record "New replication value is null" line: the stream counts such records and
+    says so once, at its end (a real account can send thousands)."""
+
+    MESSAGE = "New replication value is null"
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != self.MESSAGE
+
+
+def quiet_null_value_notes() -> None:
+    """Once per process: the SDK's state helper logs it on the `singer_sdk` logger itself."""
+    logger = logging.getLogger("singer_sdk")
+    if not any(isinstance(f, _NullValueNotes) for f in logger.filters):
+        logger.addFilter(_NullValueNotes())

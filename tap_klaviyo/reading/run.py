@@ -1,0 +1,152 @@
+"""What one run shares across its streams and threads, created before any thread starts.
+
+The HTTP session (with the pacing transport), the authenticator (one, so a rotating refresh token is never
+spent twice), the limiters, the clock, the fetch-ahead budget, the bookmark guard, and the run's beginning
+(slow streams start fetching) and end (summary, output flushed, workers stopped).
+
+The run's lifecycle rides on singer-sdk's `Tap.sync_all`, which is final and has no begin/end hooks; the order
+it keeps, and what the tap hangs on each step:
+1. `Stream.sync()` per selected top-level stream; the SDK first asks `get_replication_key_signpost` (a full
+   read begins), then `get_records`, whose first call is the run's `begin` (progress, early fetches, gc).
+2. `finalize_state_progress_markers()` once a top-level stream and its children are synced: that stream's end
+   (its workers stop, a full read releases its ACTIVATE_VERSION, records without their key are counted).
+3. `log_sync_costs()` for every stream once all are synced: after the last one, the run's `end` (summary,
+   spool removed, gc settings given back, output flushed).
+A stream that raises never reaches 2 or 3: `KlaviyoStream.get_records` calls `end` on its way out instead.
+`end` runs once, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tap_klaviyo import __version__
+from tap_klaviyo.api.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
+from tap_klaviyo.api.clock import Clock
+from tap_klaviyo.api.pacing import PacedAdapter, Pacer
+from tap_klaviyo.api.token_store import RefreshTokenStore
+from tap_klaviyo.reading import progress
+from tap_klaviyo.reading.bookmarks import BookmarkGuard
+from tap_klaviyo.reading.concurrency import Budget
+from tap_klaviyo.reading.progress import LeanGarbageCollection, Reporter, Stopwatch
+from tap_klaviyo.reading.settings import SECRET_SETTINGS, parse_date_setting
+from tap_klaviyo.reading.spool import Spool
+
+
+class RunEnded(Exception):
+    """Raised on a worker that would send a request after the sync ended (its records have no taker)."""
+
+
+class KlaviyoRun:
+    """Run-wide resources of one tap instance."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        logger: logging.Logger,
+        clock: Clock | None = None,
+        config_files: tuple[Path, ...] = (),
+    ) -> None:
+        self.config = config
+        self.config_files = config_files
+        self.logger = logger
+        self.clock = clock or Clock()
+        self.started: datetime = self.clock.now().astimezone(timezone.utc)
+        self.started_iso = self.started.isoformat()
+        self.secrets = tuple(str(config[name]) for name in SECRET_SETTINGS if config.get(name))
+        self.user_agent = str(config.get("user_agent") or f"tap-klaviyo/{__version__}")
+        self.end_date = parse_date_setting(config, "end_date") if config.get("end_date") else None
+        self.end_date_iso = self.end_date.astimezone(timezone.utc).isoformat() if self.end_date else None
+        self.abort_error: BaseException | None = None
+        self.pacer = Pacer(clock=self.clock)
+        self.budget = Budget()
+        self.backfill_budget = Budget()  # issue 12 (learnpace): big streams fetched ahead (fanout.Fanout.big)
+        self.spool = Spool()  # pages fetched ahead past the budgets
+        self.bookmarks = BookmarkGuard(self.started_iso)
+        self.stopwatch = Stopwatch()
+        concurrency = max(1, int(config.get("max_concurrency") or 8))
+        self.session = requests.Session()
+        adapter = PacedAdapter(self.pacer, concurrency, self.check_aborted)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.authenticator = self._authenticator()
+        self.streams: Sequence[Any] = ()
+        self.on_end: Callable[[], None] | None = None
+        self.began = False
+        self.finished: set[str] = set()
+        self.reporter: Reporter | None = None
+        self.gc = LeanGarbageCollection()
+        self.ended = False
+        self.lock = threading.Lock()
+
+    def _authenticator(self) -> KlaviyoKeyAuthenticator | KlaviyoOAuthAuthenticator:
+        config = self.config
+        if config.get("api_key"):
+            return KlaviyoKeyAuthenticator(str(config["api_key"]))
+        return KlaviyoOAuthAuthenticator(
+            token_url=str(config.get("api_url") or "").rstrip("/") + "/oauth/token",
+            client_id=str(config.get("client_id") or ""),
+            client_secret=str(config.get("client_secret") or ""),
+            refresh_token=str(config.get("refresh_token") or ""),
+            timeout=float(config.get("request_timeout") or 30),
+            clock=self.clock,
+            on_rotate=RefreshTokenStore(str(config.get("refresh_token") or ""), self.config_files, self.logger),
+        )
+
+    # -- the run's beginning and end -----------------------------------------------------------------
+
+    def begin(self) -> None:
+        """The first stream asks for records: progress reporting starts, slow streams start fetching."""
+        if self.began:
+            return
+        self.began = True
+        self.gc.start()
+        active = [s for s in self.streams if s.selected or s.has_selected_descendents]
+        self.reporter = Reporter(active, self.logger, progress.PROGRESS_INTERVAL_S)
+        self.reporter.start()
+        started = sorted(s.name for s in active if s.parent_stream_type is None and s.fanout.start_early())
+        if started:
+            self.logger.info("fetching ahead (tight rate limits): %s", ", ".join(started))
+
+    def stream_finished(self, stream: Any) -> None:
+        """The SDK reports each stream's costs once all are synced: after the last one, the run is over."""
+        self.finished.add(stream.name)
+        if len(self.finished) < len(self.streams):
+            return
+        self.end()
+
+    def end(self) -> None:
+        """Once, whichever comes first: the last stream's costs (a complete sync) or a stream's failure."""
+        if self.ended:
+            return
+        self.ended = True
+        for stream in self.streams:
+            stream.fanout.close()
+        self.abort(RunEnded("the sync has ended"))  # workers still fetching for nobody stop at their next request
+        self.spool.close()
+        if self.reporter is not None:
+            self.reporter.stop()
+            self.reporter.summary()
+            self.reporter = None
+        self.gc.stop()
+        if self.on_end is not None:
+            self.on_end()
+
+    # -- ending the run early --------------------------------------------------------------------------
+
+    def abort(self, exc: BaseException) -> None:
+        """An error on a background fetch that ends the run; every thread raises it at its next request."""
+        with self.lock:
+            if self.abort_error is None:
+                self.abort_error = exc
+
+    def check_aborted(self) -> None:
+        if self.abort_error is not None:
+            raise self.abort_error

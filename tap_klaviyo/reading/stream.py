@@ -1,0 +1,359 @@
+"""The base stream every Klaviyo collection runs on, built on singer-sdk's RESTStream.
+
+The SDK does the request loop, pagination (`JsonApiPaginator`), retries (`request_decorator` on backoff, with
+the waits of `retry.RetryPolicy`), auth, state and metrics. This class says what is Klaviyo's: the first page's
+query (largest page, filters, sort, includes, sparse fields), which statuses mean what, and the record shape.
+Concurrency (windows, partitions and children fetched ahead) lives in `fanout` and `windows`; it runs this
+same request path on worker threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import msgspec
+import requests
+from singer_sdk import RESTStream
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.helpers.types import Context
+from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.streams.rest import HTTPRequest, PageContext
+from typing_extensions import override
+
+from tap_klaviyo.api import spec
+from tap_klaviyo.api.auth import KlaviyoKeyAuthenticator
+from tap_klaviyo.api.documents import decode, next_link, resources
+from tap_klaviyo.api.errors import (
+    MalformedBody,
+    raise_for_status,
+)
+from tap_klaviyo.reading.drift import DriftCheck
+from tap_klaviyo.reading.fanout import Fanout
+from tap_klaviyo.reading.full_reads import FullReads
+from tap_klaviyo.reading.pagination import JsonApiPaginator
+from tap_klaviyo.reading.progress import RunStats
+from tap_klaviyo.reading.query import WINDOW_START, QueryMixin, spec_template
+from tap_klaviyo.reading.records import RecordShape
+from tap_klaviyo.reading.retrying import RetryHooks
+from tap_klaviyo.reading.run import KlaviyoRun
+from tap_klaviyo.reading.selection import MemoSelection
+from tap_klaviyo.reading.tolerance import ErrorTolerance
+
+SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
+
+
+class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelection, RESTStream[Any]):
+    """A Klaviyo collection, described declaratively; the SDK and the modules beside this one do the rest."""
+
+    primary_keys: ClassVar[tuple[str, ...]] = ("id",)
+    #: Context keys copied into every record (parent ids).
+    context_columns: ClassVar[tuple[str, ...]] = ()
+    #: Included resource type -> name of the child stream that emits it (`include=` instead of a fan-out).
+    sideloads: ClassVar[dict[str, str]] = {}
+    #: Spec path whose resource shape the records have, when it differs from `path`.
+    schema_path: ClassVar[str | None] = None
+    #: Keep only these columns (membership rows); None keeps the whole resource.
+    keep_columns: ClassVar[tuple[str, ...] | None] = None
+    #: Name of the column the resource id goes to.
+    id_column: ClassVar[str] = "id"
+    #: Extra schema properties (parent ids and the like).
+    extra_properties: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: HTTP method of the endpoint in the spec (reports and aggregates are POST queries).
+    method: ClassVar[str] = "get"
+    #: Decode this stream's pages as LeanDocuments (its hot path reads only data, included and links.next).
+    lean_documents: ClassVar[bool] = False
+    #: Split the replication range into time windows fetched in parallel (a cursor cannot be).
+    windowed: ClassVar[bool] = False
+    #: Records come inside the parent's response (`included`), or are derived from the parent's records.
+    arrives_with_parent: ClassVar[bool] = False
+    derived_from_parent: ClassVar[bool] = False
+
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    #: Records re-read behind the bookmark (lookback, a strict filter's second) are expected, not an error;
+    #: `bookmarks.BookmarkGuard` keeps emitted bookmarks from moving back.
+    check_sorted = False
+
+    def __init__(self, tap: Any, **kwargs: Any) -> None:
+        self.template = spec_template(self.path)
+        self.endpoint = spec.endpoint(self.template, self.method)
+        if "schema" not in kwargs:
+            kwargs["schema"] = copy.deepcopy(self.schema_source())
+        super().__init__(tap, http_method=self.method.upper(), **kwargs)
+        self.run: KlaviyoRun = tap.run
+        self.klaviyo_tap = tap  # the SDK keeps its own reference private
+        self.stats = RunStats()
+        self.denied = False
+        self.fanout = Fanout(self)
+        self.parsed = threading.local()  # the body validate_response decoded, for parse_response
+        resource = self.resource_of(self.schema_path or self.path)
+        props = self.schema.get("properties", {})
+        self.drift = DriftCheck(self.name, self.logger, props)  # fields in no schema: named once per stream
+        self.shape = RecordShape(
+            self.id_column,
+            [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)],
+            [k for k, v in props.items() if v.get("format") == "date-time"],
+            columns=props,
+            on_unreadable=self.unreadable_timestamp,
+        )
+        self.without_key = 0  # records that came without their replication key (they never move the bookmark)
+        self.unreadable: set[str] = set()
+
+    @classmethod
+    def schema_source(cls) -> dict[str, Any]:
+        """The generated schema (custom streams build theirs at start-up)."""
+        return _load_schema(cls.name)  # type: ignore[misc]
+
+    @classmethod
+    def resource_of(cls, path: str) -> dict[str, Any]:
+        """The spec's resource the records are made of (their shape and schema): what `path` answers."""
+        return spec.resource_schema(spec_template(path), cls.method)
+
+    @classmethod
+    def build_schema(cls) -> dict[str, Any]:
+        """What `scripts/generate_schemas.py` writes for this stream: the spec's resource, reshaped."""
+        schema = spec.resource_record_schema(
+            cls.resource_of(cls.schema_path or cls.path),  # type: ignore[misc]
+            extra={**{c: {"type": ["string", "null"]} for c in cls.context_columns}, **cls.extra_properties},
+        )
+        props = schema["properties"]
+        if cls.id_column != "id":
+            props[cls.id_column] = props.pop("id")
+        if cls.keep_columns is not None:
+            schema["properties"] = {k: props[k] for k in cls.keep_columns}
+        for key in cls.primary_keys:
+            schema["properties"][key]["type"] = ["string"]
+        return schema
+
+    # -- the SDK's request path --------------------------------------------------------------------
+
+    @property
+    @override
+    def url_base(self) -> str:
+        return str(self.config["api_url"]).rstrip("/")
+
+    @property
+    @override
+    def http_headers(self) -> dict[str, str]:
+        return {
+            "revision": str(self.config["revision"]),
+            "Accept": "application/vnd.api+json",
+            "User-Agent": self.run.user_agent,
+        }
+
+    @property
+    @override
+    def timeout(self) -> int:
+        return int(self.config.get("request_timeout") or 30)
+
+    @property
+    @override
+    def requests_session(self) -> requests.Session:
+        return self.run.session
+
+    @property
+    @override
+    def authenticator(self) -> Any:
+        return self.run.authenticator
+
+    @override
+    def get_new_paginator(self) -> BaseAPIPaginator[Any]:
+        return JsonApiPaginator(urlsplit(self.url_base).netloc, self.next_of)
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: Any | None) -> dict[str, Any]:
+        if next_page_token is not None:
+            return {}  # links.next carries the whole query
+        return self.first_page_params(context)
+
+    @override
+    def get_http_request(self, *, page: PageContext) -> HTTPRequest:
+        request = super().get_http_request(page=page)
+        if page.next_page_token is not None and self.method == "get":
+            request.url = page.next_page_token.geturl()
+        request.safe_query_chars = "(),:[]"
+        return request
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        """Statuses to errors, each one readable line; a 2xx body is decoded here, once (truncated -> retry)."""
+        self.stats.add(requests_=1)
+        status = response.status_code
+        if status < 300:
+            try:
+                self.parsed.doc = (response, decode(response.content, lean=self.lean_documents))
+            except msgspec.DecodeError:
+                raise MalformedBody(f"HTTP {status} with a body that is not valid JSON", response) from None
+            self.retried(response)
+            return
+        raise_for_status(
+            response,
+            stream=self.name,
+            secrets=self.run.secrets,
+            refreshable=not isinstance(self.authenticator, KlaviyoKeyAuthenticator),
+        )
+
+    def document(self, response: requests.Response) -> Any:
+        """The body validate_response decoded on this thread (decoded again only if it was another)."""
+        cached = getattr(self.parsed, "doc", None)
+        if cached is not None and cached[0] is response:
+            self.parsed.doc = None
+            return cached[1]
+        return decode(response.content, lean=self.lean_documents)
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        """Records of one page (any thread)."""
+        doc = self.document(response)
+        following = (doc.get("links") or {}).get("next")
+        self.parsed.next = (response, str(following) if following else None)
+        return self.records_of(doc)
+
+    def next_of(self, response: requests.Response) -> str | None:
+        """`links.next` of a page this thread parsed (the paginator asks right after parse_response)."""
+        cached = getattr(self.parsed, "next", None)
+        if cached is not None and cached[0] is response:
+            return cached[1]
+        return next_link(response.content)
+
+    def records_of(self, doc: Any) -> list[dict[str, Any]]:
+        """A page's resources as records; included resources go to the child streams that emit them."""
+        data = resources(doc)
+        records = [self.shape(resource) for resource in data]
+        self.parsed.page = (len(records), bool((doc.get("links") or {}).get("next")))
+        self.fanout.page_arrived(data, doc.get("included"), records)
+        return records
+
+    def page_info(self) -> tuple[int, bool]:
+        """(records, whether a next page exists) of the last page parsed on this thread."""
+        page: tuple[int, bool] = self.parsed.page
+        return page
+
+    # -- records -----------------------------------------------------------------------------------
+
+    @property
+    def concurrency(self) -> int:
+        return int(self.config.get("max_concurrency") or 8)
+
+    def wants(self, context: Mapping[str, Any]) -> bool:
+        """Whether this child has anything to fetch for that parent (prefetch asks first)."""
+        return True
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Records fetched ahead on a worker when there are some; else the SDK's request path, here."""
+        if self.denied or (context is not None and not self.wants(context)):
+            return
+        self.run.begin()
+        position = self.replication_key if self.windowed else None
+        try:
+            with self.tolerated_errors(context):
+                self.run.stopwatch.begin(self.stats)
+                self.run.bookmarks.partition_started(self, context)
+                yield from self.stats.counted(
+                    self.fanout.records(context), selected=self.selected, position_key=position
+                )
+                self.run.stopwatch.end(self.stats)
+        except Exception:
+            self.run.end()  # the run ends with this stream: summary, spool removed, gc settings given back
+            raise
+
+    @override
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any] | None:
+        """Main thread, once per record: parent ids, kept columns, end_date, derived child rows."""
+        record = row
+        if context:
+            for column in self.context_columns:
+                record[column] = context.get(column)
+        if self.keep_columns is not None:
+            record = {k: record.get(k) for k in self.keep_columns}
+        cut = self.end_cut
+        if cut is not None and (record.get(cut[0]) or "") >= cut[1]:
+            self.stats.records -= 1 if self.selected else 0
+            return None
+        self.drift.check(record)
+        self.shape.complete(record)
+        if self.replication_key and record.get(self.replication_key) is None:
+            self.without_key += 1
+        if self.derives:
+            self.fanout.derive(record)
+        self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
+        return record
+
+    @override
+    def generate_child_contexts(self, record: dict[str, Any], context: Context | None) -> Iterable[Context | None]:
+        """None without a selected child: the SDK would otherwise copy every record as the context of no child."""
+        if not self.syncs_children:
+            return ()
+        return super().generate_child_contexts(record, context)
+
+    @cached_property
+    def syncs_children(self) -> bool:
+        """A child stream is selected (asked once the sync runs: the catalog is applied by then)."""
+        return any(child.selected or child.has_selected_descendents for child in self.child_streams)
+
+    @cached_property
+    def derives(self) -> bool:
+        """A selected child takes rows out of this stream's records (asked once the sync runs)."""
+        return bool(self.fanout.derived_children)
+
+    @cached_property
+    def end_cut(self) -> tuple[str, str] | None:
+        """(replication key, end_date) when records at or after end_date are dropped."""
+        end = self.run.end_date_iso
+        return (self.replication_key, end) if end and self.replication_key else None
+
+    @override
+    def get_replication_key_signpost(self, context: Context | None = None) -> Any:
+        """Bookmarks never pass the time the run started (future-dated records notwithstanding)."""
+        self.full_read_begins()  # deletions: the SDK asks this first thing in sync()
+        return self.run.started if self.replication_key else None
+
+    def unreadable_timestamp(self, column: str, value: Any) -> None:
+        """A date-time Klaviyo sent that no parser reads: the record keeps a null there, the log says so once."""
+        if column not in self.unreadable:
+            self.unreadable.add(column)
+            self.logger.warning(
+                "%s: Klaviyo sent %r in the date-time field %s, which is not a timestamp; the record keeps null "
+                "there (further ones in this field are not named)",
+                self.name,
+                str(value)[:60],
+                column,
+            )
+
+    @override
+    def finalize_state_progress_markers(self, state: dict[str, Any] | None = None) -> None:
+        if state is None and self.without_key:
+            self.logger.warning(
+                "%s: %d records came without %s; they were emitted and did not move the bookmark",
+                self.name,
+                self.without_key,
+                self.replication_key,
+            )
+            self.without_key = 0
+        if state is None:
+            self.full_read_finished()  # deletions: a complete read releases its ACTIVATE_VERSION
+        super().finalize_state_progress_markers(state)
+        if state is None and self.parent_stream_type is None:
+            self.fanout.close()  # the SDK calls this once a top-level stream (and its children) is synced
+
+    @override
+    def log_sync_costs(self) -> None:
+        """The SDK calls this for every stream once the whole sync is over: the run's end."""
+        super().log_sync_costs()
+        self.run.stream_finished(self)
+
+
+@cache
+def _load_schema(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((SCHEMAS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+__all__ = ["WINDOW_START", "KlaviyoStream"]

@@ -1,0 +1,1 @@
+"""target-klaviyo's machinery: settings, bulk jobs, identity resolution, rejects."""

@@ -1,0 +1,42 @@
+"""Which list a row names (list_id, or list_name created when absent) and which profile (profile_id or identifiers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tap_klaviyo.writing.identity import ProfileIds, key_of
+from tap_klaviyo.writing.lists import Lists
+from tap_klaviyo.writing.rows import RowError, identity
+
+
+def list_of(row: dict[str, Any], lists: Lists, what: str, *, create: bool) -> str | None:
+    """The list id a row names (None: a dry run would create it, or the row names none and may)."""
+    if row.get("list_id"):
+        given = str(row["list_id"])
+        if not lists.exists(given, what):
+            raise RowError(f"list_id {given} is not a list of this account")
+        return given
+    name = str(row.get("list_name") or "").strip()
+    if not name:
+        return None
+    if not create:
+        found = lists.find(name, what)
+        if found is None:
+            raise RowError(f"no list is named {name!r}")
+        return found
+    list_id, _created = lists.ensure(name, what)
+    return list_id
+
+
+def profile_key(row: dict[str, Any]) -> dict[str, str]:
+    """The row's profile: its profile_id, else its identifiers (checked)."""
+    if row.get("profile_id"):
+        return {"profile_id": str(row["profile_id"])}
+    return identity(row)
+
+
+def resolve(keys: list[dict[str, str]], profiles: ProfileIds, what: str, *, create: bool) -> list[str | None]:
+    """Profile ids in the order of `keys` (None: absent and not created)."""
+    lookups = [k for k in keys if "profile_id" not in k]
+    found = profiles.ensure(lookups, what) if create else profiles.find(lookups, what)
+    return [k["profile_id"] if "profile_id" in k else found.get(key_of(k)) for k in keys]

@@ -1,0 +1,89 @@
+"""The run's lifecycle (tap_klaviyo/reading/run.py): its end runs once, also when a stream fails; progress
+knows how far through its range a windowed stream is."""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import logging
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tap_klaviyo.api.timestamps import parse_utc
+from tap_klaviyo.reading import progress
+from tap_klaviyo.tap import TapKlaviyo
+from tests.conftest import config_for
+from tests.emulator import Emulator, EmulatorConfig, ForcedResponse
+from tests.harness import SyncResult, run_cli, select_only
+
+
+def _sync(config: dict[str, Any], streams: set[str]) -> tuple[TapKlaviyo, SyncResult, BaseException | None]:
+    """A sync in this process (the tap is created inside the redirection: the SDK's handlers keep the stderr
+    they were created with), and the error that ended it, if any."""
+    out, err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
+    handler = logging.StreamHandler(err)
+    logging.getLogger().addHandler(handler)
+    failure: BaseException | None = None
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            tap = TapKlaviyo(config=config, catalog=select_only(config, streams))
+            try:
+                tap.sync_all()
+            except Exception as exc:
+                failure = exc
+    finally:
+        logging.getLogger().removeHandler(handler)
+    out.seek(0)
+    return tap, SyncResult.parse(out.read(), err.getvalue()), failure
+
+
+def test_a_failing_stream_still_ends_the_run() -> None:
+    """A fatal error in one stream: the summary is written, the spool removed, gc's settings given back."""
+    before = gc.get_threshold()
+    with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0)) as emu:
+        emu.force("/api/events", [ForcedResponse(status=400, body=None)])
+        tap, result, failure = _sync(config_for(emu), {"event", "profile"})
+    assert failure is not None
+    assert tap.run.ended
+    assert tap.run.spool.closed
+    assert gc.get_threshold() == before
+    assert "Traceback" not in result.stderr
+
+
+def test_a_failed_run_still_prints_its_summary(tmp_path: Path) -> None:
+    """As a user sees it: one error line, exit 1, and the summary of what the run did before it failed."""
+    with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0)) as emu:
+        emu.force("/api/profiles", [ForcedResponse(status=400, body=None)])
+        config = config_for(emu)
+        catalog = tmp_path / "catalog.json"
+        catalog.write_text(json.dumps(select_only(config, {"metric", "profile"})))
+        proc = run_cli(["--catalog", str(catalog)], config, tmp_path)
+    assert proc.returncode == 1
+    summary = proc.stderr[proc.stderr.index("summary:") :]
+    assert "metric" in summary and "profile" in summary
+
+
+def test_progress_says_how_far_through_the_range_a_windowed_read_is() -> None:
+    with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0)) as emu:
+        tap, result, failure = _sync(config_for(emu, start_date="2024-01-01T00:00:00Z"), {"event"})
+    assert failure is None
+    stream: Any = tap.streams["event"]
+    last = result.records["event"][-1]["datetime"]
+    assert stream.stats.position == last
+    assert stream.stats.range is not None
+    share = stream.stats.through()
+    assert share is not None and 0.0 < share <= 1.0
+    start, stop = stream.stats.range
+    at = parse_utc(last)
+    assert at is not None
+    assert share == pytest.approx(min(1.0, (at - start) / (stop - start)))
+    out = io.StringIO()
+    logger = logging.getLogger("test-lifecycle-progress")
+    logger.addHandler(logging.StreamHandler(out))
+    logger.setLevel(logging.INFO)
+    progress.Reporter([stream], logger, 60).progress()
+    assert f"{round(share * 100)}% of {start:%Y-%m-%d %H:%M}..{stop:%Y-%m-%d %H:%M}" in out.getvalue()
