@@ -29,7 +29,13 @@ from the run's start).
 Reports are read for `report_history_days=1` (2 requests each): Klaviyo allows 2 report requests a minute,
 so 30 days would add 15 minutes of waiting per report that no client can shorten.
 
+6. the xlarge account (1,000,000 profiles, 10,000,000 events, 20 lists; profiles and memberships computed
+   from their index), events, profiles and list memberships in full: wall against the binding endpoint's
+   floor, peak RSS, the spool's peak on disk and what the run left in its TMPDIR, counts against the
+   emulator's, requests against their minimum.
+
 Options: `--quick` (demo account, no large run), `--skip-sequential`, `--skip-large`, `--skip-zero-latency`,
+`--skip-xlarge`, `--only-xlarge` (replaces section 6 of the results file), `--xlarge-fraction`,
 `--skip-reduced`, `--reduced-size`, `--reduced-scale`, `--skip-models`, `--only-models`,
 `--cpu-runs` (zero-latency runs, median reported; default 3), `--size`, `--large-size`, `--latency-ms`,
 `--jitter-ms`, `--out` (results file, default benchmarks/results.md; `--out -` writes none).
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import hashlib
 import json
 import math
@@ -49,9 +56,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -234,7 +242,7 @@ def floor_table(
 
 #: The large account of issue 12: 100,000 profiles and 1,000,000 events (the emulator's `large` has 5,000
 #: profiles), read from a start_date that leaves 548,000 events.
-SIZES.setdefault("xlarge", SizeSpec(100_000, 1_000_000, 50, 50, 50, 200, 60, 210, 4))
+SIZES.setdefault("large-account", SizeSpec(100_000, 1_000_000, 50, 50, 50, 200, 60, 210, 4))
 LARGE_START = datetime(2024, 9, 25, tzinfo=timezone.utc)
 
 
@@ -251,7 +259,167 @@ def large_plan(account: AccountData, start: datetime) -> dict[str, tuple[int, st
     }
 
 
+#: The xlarge account of issue 22: 1,000,000 profiles, 10,000,000 events over the default history, 20 lists
+#: (the first with a fifth of the profiles, the last empty, the others 1-6 %); profiles and memberships are
+#: computed from their index (tests/emulator/lazy.py), so the emulator builds it in seconds.
+XLARGE = SizeSpec(1_000_000, 10_000_000, 20, 2, 50, 200, 60, 210, 4, lazy=True)
+XLARGE_STREAMS = ("event", "profile", "profile_list")
+
+
+def xlarge_size(fraction: float) -> str:
+    """The xlarge account's size name, scaled by `fraction` (1: the full account) for a quicker run."""
+    if fraction == 1:
+        SIZES.setdefault("xlarge", XLARGE)
+        return "xlarge"
+    name = f"xlarge-{fraction:g}"
+    profiles, events = int(XLARGE.profiles * fraction), int(XLARGE.events * fraction)
+    SIZES.setdefault(name, SizeSpec(profiles, events, *dataclass_values(XLARGE)[2:]))
+    return name
+
+
+def dataclass_values(spec: SizeSpec) -> list[Any]:
+    return [getattr(spec, f.name) for f in fields(spec)]
+
+
+def xlarge_plan(account: AccountData) -> dict[str, tuple[int, str]]:
+    """Requests events, profiles and list memberships need on a full first sync."""
+    events = account.event_count()
+    profiles = len(account.store["profile"])
+    groups = account.expected_ids("list")
+    members = {g: len(account.members["list"][g]) for g in groups}
+    return {
+        "GET /api/events": (pages(events, 1000), f"{events:,} events / 1,000"),
+        "GET /api/profiles": (pages(profiles, 100), f"{profiles:,} profiles / 100"),
+        "GET /api/lists": (pages(len(groups), 10), f"{len(groups)} lists / 10"),
+        "GET /api/lists/{id}/profiles": (
+            sum(pages(n, 100) for n in members.values()),
+            f"{sum(members.values()):,} members of {len(groups)} lists / 100",
+        ),
+    }
+
+
+def xlarge_section(say: Report, args: argparse.Namespace, workdir: Path) -> list[list[Any]]:
+    """A full first sync of events, profiles and list memberships of the xlarge account at published limits."""
+    size = xlarge_size(args.xlarge_fraction)
+    built = time.monotonic()
+    with emulator(size, args.latency_ms, args.jitter_ms) as emu:
+        started = time.monotonic() - built
+        account = emu.account
+        planned = xlarge_plan(account)
+        rows = floor_table(account, 0, args.latency_ms / 1000, planned=planned)
+        expected = {
+            "event": account.event_count(),
+            "profile": len(account.store["profile"]),
+            "profile_list": sum(len(account.members["list"][g]) for g in account.expected_ids("list")),
+        }
+        watch = SpoolWatch(workdir / "xlarge-tmp")
+        config = base_config(emu)
+        run = run_tap(
+            emu,
+            config,
+            workdir,
+            "xlarge",
+            catalog=only_catalog(config, *XLARGE_STREAMS),
+            keep_output=False,
+            spool=watch,
+        )
+    left = watch.left_behind()
+    shape = SIZES[size]
+    say(
+        f"## 6. The {size} account ({shape.profiles:,} profiles, {shape.events:,} events, {shape.lists} lists), "
+        "events, profiles and list memberships, all history"
+    )
+    say()
+    say(
+        f"The emulator built the account in {started:.1f} s (profiles and memberships computed from their index) and "
+        "served it at Klaviyo's published limits with the latency above; the tap ran with its defaults."
+    )
+    say()
+    run_tables(say, run, rows)
+    binding = max(rows, key=lambda r: r["bucket"])
+    sliding = max(r["floor"] for r in rows)
+    lost = {
+        name: (run.streams.get(name, {}).get("records", 0), count)
+        for name, count in expected.items()
+        if run.streams.get(name, {}).get("records", 0) != count
+    }
+    minimum = {r["endpoint"]: r["requests"] for r in rows}
+    sent = {e: sum(c.values()) for e, c in run.endpoints.items()}
+    say(
+        f"Wall **{run.wall:.1f} s**; the binding endpoint is `{binding['endpoint']}` ({binding['requests']:,} requests "
+        f"at {binding['burst']}/s, {binding['steady']}/min): floor **{binding['bucket']:.1f} s** as a token bucket "
+        f"(wall / floor **{over(run.wall, binding['bucket']):.2f}**), {sliding:.1f} s with sliding windows (wall / "
+        f"floor {over(run.wall, sliding):.2f}); 429s: {server_429s(run)}; tap CPU {run.cpu:.1f} s; peak RSS "
+        f"**{run.rss_mb:.0f} MB**; spool peak on disk **{watch.peak / 1024**2:,.0f} MB**, left in the run's "
+        f"TMPDIR after it ended: {', '.join(left) if left else 'nothing'}."
+    )
+    say()
+    say(
+        "Records against the emulator's: "
+        + (
+            "**all there** (" + ", ".join(f"{name} {count:,}" for name, count in expected.items()) + ")."
+            if not lost
+            else "MISSING: " + ", ".join(f"{n} {got:,.0f} of {want:,}" for n, (got, want) in lost.items())
+        )
+        + " Requests against their minimum: "
+        + ", ".join(f"`{e}` {sent.get(e, 0):,} / {n:,}" for e, n in minimum.items())
+        + "."
+    )
+    say()
+    return [
+        [
+            f"wall / floor, {size} (events, profiles, memberships)",
+            f"{run.wall:.1f} s / {binding['bucket']:.1f} s = {over(run.wall, binding['bucket']):.2f} (token bucket, "
+            f"{binding['endpoint']})",
+            "<= 1.1",
+        ],
+        [f"peak RSS, {size}", f"{run.rss_mb:.0f} MB", "< 300 MB"],
+        [f"spool peak disk, {size}", f"{watch.peak / 1024**2:,.0f} MB; left behind: {len(left)} files", ""],
+        [f"records lost, {size}", "none" if not lost else str(lost), "none"],
+        [f"429s, {size}", str(server_429s(run)), "0"],
+    ]
+
+
 # -- running the tap -----------------------------------------------------------------------------------
+
+
+class SpoolWatch:
+    """The tap's spool file, seen from outside: the tap creates it unlinked in $TMPDIR (O_TMPFILE on Linux: it
+    never has a name), so only its open descriptor shows its size: any descriptor of the process pointing into
+    this run's own TMPDIR is the spool. Polled twice a second, the peak is the most it held."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory.resolve()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _size(self, pid: int) -> int:
+        total = 0
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd).startswith(f"{self.directory}/"):
+                        total += fd.stat().st_size
+        return total
+
+    def start(self, pid: int) -> None:
+        def poll() -> None:
+            while not self._stop.wait(0.5):
+                self.peak = max(self.peak, self._size(pid))
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def left_behind(self) -> list[str]:
+        """What the run left in its temporary directory (nothing, if it cleaned up)."""
+        return sorted(p.name for p in self.directory.iterdir())
 
 
 @dataclass
@@ -275,8 +443,10 @@ def run_tap(
     *,
     catalog: dict[str, Any] | None = None,
     keep_output: bool = True,
+    spool: SpoolWatch | None = None,
 ) -> Run:
-    """The real command line in a subprocess; its own CPU time and peak RSS from wait4."""
+    """The real command line in a subprocess; its own CPU time and peak RSS from wait4 (with `spool`, its
+    temporary directory is the watch's, and the spool file's size is polled while it runs)."""
     config_file = workdir / f"{label}-config.json"
     config_file.write_text(json.dumps(config))
     cmd = [sys.executable, "-m", "tap_klaviyo", "--config", str(config_file)]
@@ -287,6 +457,8 @@ def run_tap(
     out_path = workdir / f"{label}.jsonl" if keep_output else None
     err_path = workdir / f"{label}.stderr"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_")}
+    if spool is not None:
+        env["TMPDIR"] = str(spool.directory)
     emu.clear_log()
     with (
         out_path.open("wb") if out_path else open(os.devnull, "wb") as out,
@@ -294,8 +466,12 @@ def run_tap(
     ):
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
+        if spool is not None:
+            spool.start(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - started
+        if spool is not None:
+            spool.stop()
     proc.returncode = os.waitstatus_to_exitcode(status)
     stderr = err_path.read_text(encoding="utf-8", errors="replace")
     streams: dict[str, dict[str, float]] = {}
@@ -503,10 +679,37 @@ def server_429s(run: Run) -> int:
     return sum(c.get(429, 0) for c in run.endpoints.values())
 
 
+def only_xlarge(args: argparse.Namespace) -> int:
+    """The xlarge run alone; its section replaces section 6 of the results file (the other sections stay)."""
+    say = Report()
+    at, load = datetime.now(timezone.utc), machine()
+    with tempfile.TemporaryDirectory(prefix="tap-klaviyo-bench-") as tmp:
+        rows = xlarge_section(say, args, Path(tmp))
+    say(f"Run alone ({at:%Y-%m-%d %H:%M} UTC, `python benchmarks/run.py {' '.join(sys.argv[1:])}`). Machine: {load}")
+    say()
+    say.table(["measure", "result", "target"], rows)
+    if args.out != "-":
+        path = Path(args.out)
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        block = "\n".join(say.lines) + "\n"
+        start = text.find("\n## 6. ")
+        end = text.find("\n## Summary", start + 1) if start >= 0 else -1
+        if start >= 0:
+            text = text[: start + 1] + block + (text[end + 1 :] if end >= 0 else "")
+        else:
+            at_summary = text.find("\n## Summary")
+            text = text[: at_summary + 1] + block + text[at_summary + 1 :] if at_summary >= 0 else text + block
+        path.write_text(text, encoding="utf-8")
+        print(f"written to {args.out}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="medium", choices=["tiny", "demo", "medium", "large"])
-    parser.add_argument("--large-size", default="xlarge", choices=["tiny", "demo", "medium", "large", "xlarge"])
+    parser.add_argument(
+        "--large-size", default="large-account", choices=["tiny", "demo", "medium", "large", "large-account"]
+    )
     parser.add_argument("--latency-ms", type=float, default=150.0)
     parser.add_argument("--jitter-ms", type=float, default=50.0)
     parser.add_argument("--quick", action="store_true", help="demo account, no large run")
@@ -521,10 +724,17 @@ def main() -> int:
     parser.add_argument("--skip-models", action="store_true", help="no warehouse models section")
     parser.add_argument("--only-models", action="store_true", help="only the warehouse models section")
     parser.add_argument("--cpu-runs", type=int, default=3, help="zero-latency event runs (median reported)")
+    parser.add_argument("--skip-xlarge", action="store_true", help="no xlarge run (about 15 minutes at the floor)")
+    parser.add_argument("--only-xlarge", action="store_true", help="the xlarge run alone")
+    parser.add_argument(
+        "--xlarge-fraction", type=float, default=1.0, help="scale the xlarge account's profiles and events"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
     args = parser.parse_args()
     if args.quick:
-        args.size, args.skip_large = "demo", True
+        args.size, args.skip_large, args.skip_xlarge = "demo", True, True
+    if args.only_xlarge:
+        return only_xlarge(args)
 
     say = Report()
     started_at = datetime.now(timezone.utc)
@@ -749,6 +959,10 @@ def main() -> int:
             summary.append(
                 [f"429s at {scale:g} of the published limits", f"{throttled} of {sent:,} ({share:.1%})", "< 2 %"]
             )
+
+        # 6. the xlarge account
+        if not args.skip_xlarge:
+            summary += xlarge_section(say, args, workdir)
 
         if not args.skip_writes:
             write_case.report(say, write_case.run(workdir, args.latency_ms, args.jitter_ms, least_time), summary)

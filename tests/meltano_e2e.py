@@ -65,6 +65,8 @@ class Meltano:
 
     exe: Path
     home: Path
+    #: The Meltano project (its meltano.yml) the commands run in.
+    project: Path = ROOT
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = clean_env()
@@ -77,7 +79,7 @@ class Meltano:
     def __call__(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 600) -> str:
         proc = subprocess.run(
             [str(self.exe), *args],
-            cwd=ROOT,
+            cwd=self.project,
             env=self.env(env),
             capture_output=True,
             text=True,
@@ -122,9 +124,9 @@ def meltano_exe() -> Path:
         pytest.skip(f"Meltano could not be installed (no access to PyPI?): {exc}")
 
 
-def meltano_for_tests(home: Path, plugins: Iterable[str]) -> Meltano:
+def meltano_for_tests(home: Path, plugins: Iterable[str], project: Path = ROOT) -> Meltano:
     """Meltano and the given plugins, installed if needed; a skip (or, under CI, a failure) if impossible."""
-    meltano = Meltano(meltano_exe(), home)
+    meltano = Meltano(meltano_exe(), home, project)
     meltano("install", *plugins, timeout=1200)
     return meltano
 

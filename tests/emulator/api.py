@@ -13,7 +13,7 @@ import functools
 import json
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ from .cursor import decode_cursor, encode_cursor
 from .data import MEMBERSHIP_TYPES, AccountData
 from .events import EventQuery
 from .filters import BoolOp, Condition, Node, conditions, dt_micros, evaluate, path_values, to_micros
+from .lazy import LazyMembers, LazyProfiles, Sorted
 from .records import SECOND, Rec, fmt
 from .render import RenderOptions, identifier, render
 from .spec import Operation, ResourceShape, get_spec
@@ -176,7 +177,10 @@ class Api:
         #: Filtered, sorted collections by (path, filter, sort): for an account nothing changes (benchmarks),
         #: so a 100,000-profile collection is filtered and sorted once, not once per page.
         self.frozen = False
-        self._ordered: dict[tuple[str, str, str, bool], tuple[list[tuple[Any, ...]], list[Rec]]] = {}
+        self._ordered: dict[tuple[str, str, str, bool], tuple[Sequence[tuple[Any, ...]], Sequence[Rec]]] = {}
+        #: Serve a lazy account's profiles and memberships by position (off: from materialised records, as
+        #: the tests that prove both give the same pages do).
+        self.lazy = True
 
     # ---- dispatch --------------------------------------------------------------------------------
     def handle(self, op: Operation, ctx: RequestContext) -> tuple[int, dict[str, Any] | bytes]:
@@ -201,6 +205,9 @@ class Api:
             if len(parts) == 3:
                 if op.data is None:
                     return 200, {"data": [], "links": {"self": ctx.url(), "next": None, "prev": None}}
+                source = self.data.store.get(op.data.type)
+                if self.lazy and isinstance(source, LazyProfiles):
+                    return 200, self.collection(op, ctx, [], lazy=source)
                 recs = self.data.records(op.data.type)
                 return 200, self.collection(op, ctx, recs)
             if len(parts) == 4:
@@ -247,6 +254,9 @@ class Api:
     def related(self, op: Operation, ctx: RequestContext, parts: list[str]) -> dict[str, Any]:
         parent = self._parent(parts, ctx)
         rel = parts[4]
+        members = self.data.members.get(parent.type, {}).get(parent.id) if rel == "profiles" else None
+        if self.lazy and op.collection and isinstance(members, LazyMembers):
+            return self.collection(op, ctx, [], self._membership_dynamic(parent, rel), lazy=members)
         ids = self.data.related_ids(parent, rel)
         assert op.data is not None
         target = op.data.type
@@ -287,11 +297,14 @@ class Api:
         recs: list[Rec],
         dynamic: Mapping[str, Callable[[Rec], Any]] | None = None,
         ids_only: bool = False,
+        lazy: LazyProfiles | LazyMembers | None = None,
     ) -> dict[str, Any]:
         sort = ctx.params.get("sort", "")
         desc = sort.startswith("-")
         cache_key = (ctx.path, ctx.params.get("filter", ""), sort, ids_only)
         cached = self._ordered.get(cache_key) if self.frozen else None
+        if cached is None and lazy is not None:
+            cached = self._lazy_order(op, ctx, lazy, dynamic or {}, sort.lstrip("-"))
         if cached is None:
             cached = self._order(op, ctx, recs, dynamic or {}, sort.lstrip("-"))
             if self.frozen:
@@ -316,7 +329,7 @@ class Api:
                 else None
             )
         else:
-            page = list(reversed(ordered)) if desc else ordered
+            page = list(reversed(ordered)) if desc else list(ordered)
         if ids_only:
             target = op.data.type if op.data is not None else ""
             return {"data": [identifier(target, r.id) for r in page], "links": links}
@@ -343,6 +356,26 @@ class Api:
             return [k for k, _ in keyed], [r for _, r in keyed]
         return self._sorted(recs, dynamic, field)
 
+    def _lazy_order(
+        self,
+        op: Operation,
+        ctx: RequestContext,
+        lazy: LazyProfiles | LazyMembers,
+        dynamic: Mapping[str, Callable[[Rec], Any]],
+        field: str,
+    ) -> tuple[Sequence[tuple[Any, ...]], Sequence[Rec]]:
+        """A lazy collection in its own order: range conditions on that field by bisection over positions, the
+        rest of the filter (if any) tested on that window; in any other order, from materialised records."""
+        keys, ordered = Sorted(lazy.key, 0, lazy.count), Sorted(lazy.record, 0, lazy.count)
+        if field != lazy.sort_field:
+            return self._order(op, ctx, list(ordered), dynamic, field)
+        node = self._effective_filter(op, ctx)
+        lo, hi, rest = _bounds(keys, node, field)
+        if rest is None:
+            return keys.window(lo, hi), ordered.window(lo, hi)
+        picked = [i for i in range(lo, hi) if evaluate(rest, lambda name, r=ordered[i]: field_values(r, name, dynamic))]  # type: ignore[misc]
+        return [keys[i] for i in picked], [ordered[i] for i in picked]
+
     def _slice(
         self,
         op: Operation,
@@ -360,26 +393,7 @@ class Api:
             whole = self._sorted(recs, dynamic, field)
             self._ordered[whole_key] = whole
         keys, ordered = whole
-        lo, hi = 0, len(keys)
-        top = (
-            [node]
-            if isinstance(node, Condition)
-            else list(node.args)
-            if isinstance(node, BoolOp) and node.op == "and"
-            else []
-        )
-        for cond in top:
-            if not isinstance(cond, Condition) or cond.field != field:
-                continue
-            bound = _sortable(cond.value) if not isinstance(cond.value, datetime) else dt_micros(cond.value)
-            if cond.op == "greater-or-equal":
-                lo = max(lo, bisect.bisect_left(keys, (1, bound)))
-            elif cond.op == "greater-than":
-                lo = max(lo, bisect.bisect_right(keys, (1, bound, "\uffff")))
-            elif cond.op == "less-than":
-                hi = min(hi, bisect.bisect_left(keys, (1, bound)))
-            elif cond.op == "less-or-equal":
-                hi = min(hi, bisect.bisect_right(keys, (1, bound, "\uffff")))
+        lo, hi, _rest = _bounds(keys, node, field)
         picked = range(lo, max(lo, hi))
         if node is not None:
             picked = [i for i in picked if evaluate(node, lambda name, r=ordered[i]: field_values(r, name, dynamic))]  # type: ignore[assignment,misc]
@@ -399,7 +413,7 @@ class Api:
 
     @staticmethod
     def _window(
-        keys: list[tuple[Any, ...]], size: int, desc: bool, cursor_text: str | None, sort: str
+        keys: Sequence[tuple[Any, ...]], size: int, desc: bool, cursor_text: str | None, sort: str
     ) -> tuple[int, int]:
         """[start, end) positions in the requested order for the page a cursor points at."""
         total = len(keys)
@@ -601,6 +615,39 @@ def _apply_event_condition(query: EventQuery, cond: Condition) -> None:
         attr = "metric_ids" if cond.field == "metric_id" else "profile_ids"
         current = getattr(query, attr)
         setattr(query, attr, values if current is None else current & values)
+
+
+def _bounds(keys: Sequence[tuple[Any, ...]], node: Node | None, field: str) -> tuple[int, int, Node | None]:
+    """Positions [lo, hi) that the range conditions on `field` (at the filter's top level) leave, found by
+    bisection over ascending `(1, value, id)` keys, and the rest of the filter (None: nothing left to test)."""
+    top = (
+        [node]
+        if isinstance(node, Condition)
+        else list(node.args)
+        if isinstance(node, BoolOp) and node.op == "and"
+        else []
+    )
+    if node is not None and not top:
+        return 0, len(keys), node
+    lo, hi, rest = 0, len(keys), []
+    for cond in top:
+        if not isinstance(cond, Condition) or cond.field != field or cond.op not in _RANGE_OPS:
+            rest.append(cond)
+            continue
+        bound = _sortable(cond.value) if not isinstance(cond.value, datetime) else dt_micros(cond.value)
+        if cond.op == "greater-or-equal":
+            lo = max(lo, bisect.bisect_left(keys, (1, bound)))
+        elif cond.op == "greater-than":
+            lo = max(lo, bisect.bisect_right(keys, (1, bound, "\uffff")))
+        elif cond.op == "less-than":
+            hi = min(hi, bisect.bisect_left(keys, (1, bound)))
+        else:
+            hi = min(hi, bisect.bisect_right(keys, (1, bound, "\uffff")))
+    remaining: Node | None = None if not rest else rest[0] if len(rest) == 1 else BoolOp("and", tuple(rest))
+    return lo, max(lo, hi), remaining
+
+
+_RANGE_OPS = frozenset({"greater-or-equal", "greater-than", "less-than", "less-or-equal"})
 
 
 def shape_for(op: Operation) -> ResourceShape | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from .events import EventStore, MetricDef
 from .fake import default_attributes, fake_value
+from .lazy import LazyMembers, LazyProfiles, ProfilePositions
 from .records import (
     DAY,
     SECOND,
@@ -46,6 +47,8 @@ class SizeSpec:
     templates: int
     extra_metrics: int
     scale: int
+    #: Profiles and memberships computed from their index (tests/emulator/lazy.py): read-only, starts in seconds.
+    lazy: bool = False
 
 
 SIZES: dict[str, SizeSpec] = {
@@ -158,7 +161,7 @@ class AccountData:
         self.now = now or datetime.now(UTC)
         self.store: dict[str, dict[str, Rec]] = {}
         # group kind -> group id -> profile id -> joined_group_at (epoch micros, whole seconds)
-        self.members: dict[str, dict[str, dict[str, int]]] = {"list": {}, "segment": {}}
+        self.members: dict[str, dict[str, Any]] = {"list": {}, "segment": {}}  # dicts, or LazyMembers
         get_spec()  # parse once up front so the first request is not slow
         self._build()
 
@@ -266,6 +269,8 @@ class AccountData:
 
     def add_profile(self, **attrs: Any) -> str:
         """Create a profile now (or at ``created``/``updated`` given as datetimes or strings)."""
+        if self.spec_size.lazy:
+            raise TypeError("a lazy account's profiles are read-only")
         with self.lock:
             self.generation += 1
             rng = self._rng(f"add-profile-{len(self.store['profile'])}")
@@ -275,8 +280,7 @@ class AccountData:
             base = self._profile_attrs(rng, len(self.store["profile"]), created, updated)
             base.update(attrs)
             self._put(Rec("profile", pid, base, {"lists": [], "segments": [], "push-tokens": []}))
-            self.events.profile_ids.append(pid)
-            self.events.profile_index[pid] = len(self.events.profile_ids) - 1
+            self.events.add_profile(pid)
             return pid
 
     def touch_profile(self, profile_id: str, when: datetime) -> None:
@@ -523,7 +527,22 @@ class AccountData:
             },
         }
 
+    def _build_lazy_profiles(self) -> None:
+        rng = self._rng("profiles")
+        lazy = LazyProfiles(
+            self.spec_size.profiles,
+            self.seed * 31 + 7,
+            self.t0 + 30 * DAY,
+            self.t1 - DAY,
+            lambda p, created, updated: self._profile_attrs(rng, p, created, updated),
+        )
+        self.store["profile"] = lazy  # type: ignore[assignment]
+        self._profile_order: Sequence[str] = lazy.ids()
+
     def _build_profiles(self) -> None:
+        if self.spec_size.lazy:
+            self._build_lazy_profiles()
+            return
         rng = self._rng("profiles")
         n = self.spec_size.profiles
         created = sorted(self._stamp(rng, self.t0, self.t1 - 30 * DAY) for _ in range(n))
@@ -594,7 +613,7 @@ class AccountData:
     def _build_groups(self, kind: str, ids: list[str], names: list[str]) -> None:
         rng = self._rng(f"{kind}s")
         profiles = self._profile_order
-        pcreated = self._pcreated
+        pcreated = getattr(self, "_pcreated", {})  # none on a lazy account (its groups are lazy too)
         created = [self._stamp(rng, self.t0, self.t0 + 700 * DAY) for _ in ids]
         updated = [min(c + rng.randrange(0, 500 * DAY), self.t1 - DAY) for c in created]
         order = sorted(range(len(ids)), key=lambda i: (updated[i], ids[i]))
@@ -612,6 +631,9 @@ class AccountData:
                 attrs.update(is_active=i % 5 != 4, is_processing=False, is_starred=i % 3 == 0)
             attrs.pop("profile_count", None)
             self._put(Rec(kind, gid, attrs, {"tags": [], "flow-triggers": []}))
+            if self.spec_size.lazy:
+                self.members[kind][gid] = self._lazy_members(rng, i, len(ids), created[i])
+                continue
             if i == 0:
                 size = max(110, int(len(profiles) * 0.6))
             elif i == len(ids) - 1:
@@ -630,6 +652,16 @@ class AccountData:
                 for pid in by_time[95:105]:
                     joined[pid] = tie
             self.members[kind][gid] = joined
+
+    def _lazy_members(self, rng: random.Random, i: int, groups: int, created: int) -> LazyMembers:
+        """A lazy group: the first holds a fifth of the profiles, the last none, the others 1-6 %."""
+        profiles = self.store["profile"]
+        assert isinstance(profiles, LazyProfiles)
+        n = profiles.n
+        size = n // 5 if i == 0 else 0 if i == groups - 1 else rng.randrange(n // 100, max(n // 100 + 1, 6 * n // 100))
+        return LazyMembers(
+            profiles, max(size, min(n, 110)) if i == 0 else size, mix_seed(self.seed, i), created, self.t1 - DAY
+        )
 
     def _build_templates(self) -> None:
         rng = self._rng("templates")
@@ -866,8 +898,15 @@ class AccountData:
 
     def _build_events(self) -> None:
         s = self.spec_size
+        lazy = self.store["profile"] if isinstance(self.store["profile"], LazyProfiles) else None
         self.events = EventStore(
-            s.events, self.seed, self._metric_ids, METRICS, list(self._profile_order), micros(self.now)
+            s.events,
+            self.seed,
+            self._metric_ids,
+            METRICS,
+            self._profile_order if lazy else list(self._profile_order),
+            micros(self.now),
+            ProfilePositions(lazy) if lazy else None,
         )
         ctx = self.events.ctx
         ctx.campaign_messages = self._campaign_messages
@@ -880,13 +919,21 @@ class AccountData:
         future -= future % SECOND
         self._future_ids = [self.events.append(future + k * 3600 * SECOND, self._metric_ids[k]) for k in range(3)]
         # last_event_date of each profile from its last base event.
-        store = self.events
+        if lazy is not None:
+            lazy.last_event = self._last_event_date
+            return
         for k, pid in enumerate(self._profile_order):
-            residue = (store.pa_inv * (k - store.pb)) % store.nprof if store.nprof > 1 else 0
-            if residue < store.n:
-                last = residue + ((store.n - 1 - residue) // store.nprof) * store.nprof
-                rec = self.store["profile"][pid]
-                rec.attrs["last_event_date"] = fmt(store.base_time(last))
+            last = self._last_event_date(k)
+            if last is not None:
+                self.store["profile"][pid].attrs["last_event_date"] = last
+
+    def _last_event_date(self, k: int) -> str | None:
+        """The datetime of the last base event of the profile at ``k`` in the event store's profile ids."""
+        store = self.events
+        residue = (store.pa_inv * (k - store.pb)) % store.nprof if store.nprof > 1 else 0
+        if residue >= store.n:
+            return None
+        return fmt(store.base_time(residue + ((store.n - 1 - residue) // store.nprof) * store.nprof))
 
     def _build_secondary(self) -> None:
         """Resources the tap reads less often: generated from the spec with a few realistic fields."""
@@ -1105,6 +1152,11 @@ class AccountData:
             attrs.update(name=f"Footer block {i}", created=created, updated=created)
             self._put(Rec("template-universal-content", uid, attrs))
         self._put(Rec("tracking-setting", self.account_id, dict(default_attributes("tracking-setting"))))
+
+
+def mix_seed(seed: int, i: int) -> int:
+    """A lazy group's seed: distinct per account seed and group."""
+    return seed * 1_000_003 + i * 7919 + 1
 
 
 def _variant(schema: dict[str, Any], key: str | None, value: str | None, seed_key: str) -> Any:

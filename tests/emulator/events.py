@@ -19,7 +19,7 @@ import json
 import math
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +88,9 @@ class EventStore:
         seed: int,
         metric_ids: list[str],
         metric_defs: list[MetricDef],
-        profile_ids: list[str],
+        profile_ids: Sequence[str],
         now_micros: int,
+        profile_index: Mapping[str, int] | None = None,
     ) -> None:
         self.n = count
         self.salt = mix64(seed * 7 + 3) & 0xFFFFFFFF
@@ -97,7 +98,10 @@ class EventStore:
         self.metric_defs = metric_defs
         self.metric_index = {mid: k for k, mid in enumerate(metric_ids)}
         self.profile_ids = profile_ids
-        self.profile_index = {pid: k for k, pid in enumerate(profile_ids)}
+        #: A lazy account passes its own (no dict of a million ids).
+        self.profile_index: Mapping[str, int] = (
+            profile_index if profile_index is not None else {pid: k for k, pid in enumerate(profile_ids)}
+        )
         self.ctx = Context()
         self.t0 = micros(TIMELINE_START)
         self.span = micros(TIMELINE_END) - self.t0
@@ -190,6 +194,14 @@ class EventStore:
         return self.n + len(self._extras)
 
     # ---- mutation --------------------------------------------------------------------------------
+    def add_profile(self, profile_id: str) -> None:
+        """A profile created after the build (it has no base events); a materialised account's only."""
+        ids, index = self.profile_ids, self.profile_index
+        if not isinstance(ids, list) or not isinstance(index, dict):
+            raise TypeError("a lazy account's profiles are read-only")
+        ids.append(profile_id)
+        index[profile_id] = len(ids) - 1
+
     def append(
         self,
         at: int,

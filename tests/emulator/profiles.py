@@ -124,9 +124,7 @@ class ProfileBook:
             pid = ulid(now, self.rng)
             rec = Rec("profile", pid, self._blank(now), {"lists": [], "segments": [], "push-tokens": []})
             self.data.store.setdefault("profile", {})[pid] = rec
-            store = self.data.events
-            store.profile_ids.append(pid)
-            store.profile_index[pid] = len(store.profile_ids) - 1
+            self.data.events.add_profile(pid)
         rec = self.data.store["profile"][pid]
         new = dict(rec.attrs)
         for name in SCALARS:

@@ -1,0 +1,123 @@
+"""The lazy account (profiles and memberships computed from their index, the xlarge benchmark's) serves the
+same pages as the generic collection code over the same records materialised: two emulators over one
+account, one serving by position, the other from every record listed, filtered and sorted per request."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
+from tests.emulator.data import SIZES, AccountData, SizeSpec
+
+SIZES.setdefault("lazy-small", SizeSpec(900, 3_000, 5, 3, 6, 15, 12, 0, 1, lazy=True))
+HEADERS = {"Authorization": f"Klaviyo-API-Key {DEMO_API_KEY}", "revision": "2026-07-15"}
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[tuple[Emulator, Emulator]]:
+    account = AccountData("lazy-small", 3)
+    with (
+        Emulator(EmulatorConfig(size="lazy-small", rate_limit_scale=0.0), account=account) as lazy,
+        Emulator(EmulatorConfig(size="lazy-small", rate_limit_scale=0.0), account=account) as materialised,
+    ):
+        materialised.api.lazy = False
+        yield lazy, materialised
+
+
+def walk(emu: Emulator, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """Every page of a collection, following links.next (the base URL made relative to compare two servers)."""
+    pages = []
+    url: str | None = emu.base_url + path
+    query: dict[str, str] | None = params
+    while url:
+        response = requests.get(url, params=query, headers=HEADERS, timeout=30)
+        assert response.status_code == 200, response.text[:500]
+        body = response.text.replace(emu.base_url, "BASE")
+        pages.append(json.loads(body))
+        url, query = response.json()["links"].get("next"), None
+    return pages
+
+
+PROFILE_QUERIES = [
+    {"sort": "updated", "page[size]": "100", "additional-fields[profile]": "subscriptions"},
+    {"sort": "-updated", "page[size]": "37"},
+    {"sort": "updated", "filter": "greater-than(updated,2024-06-01T00:00:00Z)", "page[size]": "100"},
+    {
+        "sort": "updated",
+        "filter": "and(greater-than(updated,2024-01-01T00:00:00Z),less-than(updated,2025-01-01T00:00:00Z))",
+    },
+    {"sort": "updated", "filter": 'equals(email,"liam.garcia.1@example.com")'},  # not a range: tested per record
+    {"page[size]": "100"},  # id order: not the lazy order, served from the records
+]
+
+
+@pytest.mark.parametrize("params", PROFILE_QUERIES, ids=lambda p: p.get("filter", p.get("sort", "id")))
+def test_lazy_profiles_serve_the_same_pages(pair: tuple[Emulator, Emulator], params: dict[str, str]) -> None:
+    lazy, materialised = pair
+    expected = walk(materialised, "/api/profiles", params)
+    assert walk(lazy, "/api/profiles", params) == expected
+    assert sum(len(p["data"]) for p in expected) > 0
+
+
+def test_lazy_memberships_serve_the_same_pages(pair: tuple[Emulator, Emulator]) -> None:
+    lazy, materialised = pair
+    account = lazy.account
+    groups = sorted(account.expected_ids("list"))
+    sizes = [len(account.list_members(g)) for g in groups]
+    assert max(sizes) > 100 and min(sizes) == 0  # a group of several pages, and an empty one
+    for list_id in groups:
+        for params in (
+            {"fields[profile]": "joined_group_at", "sort": "joined_group_at", "page[size]": "100"},
+            {"sort": "joined_group_at", "filter": "greater-than(joined_group_at,2024-09-01T00:00:00Z)"},
+        ):
+            path = f"/api/lists/{list_id}/profiles"
+            assert walk(lazy, path, params) == walk(materialised, path, params), (list_id, params)
+
+
+def test_lazy_ids_events_and_lookups_agree(pair: tuple[Emulator, Emulator]) -> None:
+    lazy, _ = pair
+    account = lazy.account
+    profiles = account.expected_ids("profile")
+    assert len(profiles) == SIZES["lazy-small"].profiles
+    events = walk(lazy, "/api/events", {"sort": "datetime"})
+    owners = {e["relationships"]["profile"]["data"]["id"] for page in events for e in page["data"]}
+    assert owners <= profiles  # every event's profile exists
+    some = sorted(owners)[0]
+    response = requests.get(f"{lazy.base_url}/api/profiles/{some}", headers=HEADERS, timeout=30)
+    assert response.status_code == 200 and response.json()["data"]["id"] == some
+    forged = some[:10] + "Z" * 16  # the form of an id, naming no profile
+    assert requests.get(f"{lazy.base_url}/api/profiles/{forged}", headers=HEADERS, timeout=30).status_code == 404
+
+
+def test_a_million_profile_account_holds_no_record_per_profile() -> None:
+    SIZES.setdefault("lazy-million", SizeSpec(1_000_000, 10_000_000, 20, 2, 6, 15, 12, 0, 1, lazy=True))
+    tracemalloc.start()
+    account = AccountData("lazy-million", 1)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 64 * 1024**2, f"{peak / 1024**2:.0f} MB to build"  # materialised: gigabytes
+    assert account.event_count() >= 10_000_000
+    biggest = max(account.expected_ids("list"), key=lambda g: len(account.members["list"][g]))
+    assert len(account.members["list"][biggest]) == 200_000
+    # Pages are served by position: one costs what its 100 records do, not what the account's million would.
+    with Emulator(EmulatorConfig(size="lazy-million", rate_limit_scale=0.0), account=account) as emu:
+        tracemalloc.start()
+        for path, params in (
+            (
+                "/api/profiles",
+                {"sort": "updated", "filter": "greater-than(updated,2025-01-01T00:00:00Z)", "page[size]": "100"},
+            ),
+            (f"/api/lists/{biggest}/profiles", {"sort": "joined_group_at", "page[size]": "100"}),
+        ):
+            response = requests.get(emu.base_url + path, params=params, headers=HEADERS, timeout=60)
+            assert response.status_code == 200 and len(response.json()["data"]) == 100
+            assert response.json()["links"]["next"]
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert peak < 32 * 1024**2, f"{peak / 1024**2:.0f} MB to serve two pages"
