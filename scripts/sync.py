@@ -214,9 +214,9 @@ def print_top(database: Path) -> None:
         width = max([len(title), *map(len, names)]) + 2
         extra = "channel" if title == "campaign" else "messages"
         print(f"\nTop {title}s by attributed revenue ({MODELS_SCHEMA}.klaviyo__{title}s)")
-        print(f"{title:<{width}}{extra:>12}" + "".join(f"{h:>10}" for h in TOP_HEADER))
+        print(f"{title:<{width}}{extra:>12}" + "".join(f" {h:>10}" for h in TOP_HEADER))
         for name, row in zip(names, rows, strict=True):
-            figures = "".join(f"{'-' if v is None else v:>10}" for v in row[2:])
+            figures = "".join(f" {'-' if v is None else v:>10}" for v in row[2:])
             print(f"{name:<{width}}{row[1]!s:>12}{figures}")
     print("(revenue: conversions credited by Klaviyo's attribution or the last touch; klaviyo: its values report)")
 
