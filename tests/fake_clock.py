@@ -4,7 +4,11 @@ or a backoff of a minute costs nothing, and the waits the tap chose can be read 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+from unittest import mock
 
 from tap_klaviyo.api.clock import Clock
 
@@ -28,3 +32,21 @@ class FakeClock(Clock):
 
     def now(self) -> datetime:
         return self.started + timedelta(seconds=self.elapsed)
+
+    @contextmanager
+    def driving_backoff(self) -> Iterator[None]:
+        """backoff (the tap's retries) sleeps with `time.sleep` and measures with `time.monotonic` of its own
+        modules: both on this clock while the block runs."""
+        fake_time = SimpleNamespace(sleep=self.sleep, monotonic=self.monotonic)
+        with mock.patch("backoff._sync.time", fake_time), mock.patch("backoff._common.time", fake_time):
+            yield
+
+
+@contextmanager
+def backoff_on(clock: Clock | None) -> Iterator[None]:
+    """`clock.driving_backoff()` for a FakeClock; real time otherwise."""
+    if isinstance(clock, FakeClock):
+        with clock.driving_backoff():
+            yield
+    else:
+        yield

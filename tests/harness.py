@@ -16,6 +16,7 @@ from typing import Any
 
 from tap_klaviyo.api.clock import Clock
 from tap_klaviyo.tap import TapKlaviyo
+from tests.fake_clock import backoff_on
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,8 @@ def run_tap(
     try:
         with redirect_stdout(out), redirect_stderr(err):
             tap = TapKlaviyo(config=config, state=state, catalog=catalog, clock=clock)
-            tap.sync_all()
+            with backoff_on(clock):
+                tap.sync_all()
     finally:
         root.removeHandler(handler)
     out.seek(0)

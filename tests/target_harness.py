@@ -15,6 +15,7 @@ from singer_sdk.exceptions import FatalAPIError
 from tap_klaviyo.api.clock import Clock
 from tap_klaviyo.api.errors import KlaviyoUserError
 from tap_klaviyo.target import TargetKlaviyo
+from tests.fake_clock import backoff_on
 
 LIST_MEMBER_SCHEMA = {
     "type": "object",
@@ -60,8 +61,9 @@ def run_target(
         with redirect_stdout(out), redirect_stderr(err):
             try:
                 target = TargetKlaviyo(config=config, clock=clock)
-                target.listen(io.StringIO(text))
-                target.finish()
+                with backoff_on(clock):
+                    target.listen(io.StringIO(text))
+                    target.finish()
             except (KlaviyoUserError, FatalAPIError) as exc:
                 error = str(exc)
     finally:

@@ -2,7 +2,7 @@
 
 The same pieces as the tap's streams: the pacing transport (`PacedAdapter`, one limiter per endpoint, learned
 from `RateLimit-*`), the authenticator (API key or rotating OAuth tokens), `raise_for_status` for one readable
-line, and `RetryPolicy`'s waits (Retry-After honoured) behind `backoff.on_exception`. A write that may have been
+line, and `RetryPolicy`'s backoff decorators (Retry-After honoured). A write that may have been
 applied before it failed (a timeout, a 5xx after the body was sent) is retried only when the caller says the
 write is idempotent.
 """
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import backoff
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
@@ -26,7 +25,7 @@ from tap_klaviyo.api.clock import Clock
 from tap_klaviyo.api.connection import SECRET_SETTINGS
 from tap_klaviyo.api.errors import MalformedBody, ThrottledError, raise_for_status, redact
 from tap_klaviyo.api.pacing import PacedAdapter, Pacer
-from tap_klaviyo.api.retry import MAX_TRIES, RetryPolicy, log_retry
+from tap_klaviyo.api.retry import TRANSIENT, RetryPolicy, log_retry
 from tap_klaviyo.api.spec import SPEC_REVISION
 from tap_klaviyo.api.token_store import RefreshTokenStore
 
@@ -112,6 +111,9 @@ class KlaviyoClient:
         def where(_exc: BaseException) -> str:
             return f"{what}: {method} {template}"
 
+        def give_up(exc: BaseException) -> bool:
+            return not idempotent and method != "GET" and ambiguous(exc)
+
         policy = RetryPolicy(
             clock=self.clock,
             where=where,
@@ -119,25 +121,11 @@ class KlaviyoClient:
             refresh_token=self.authenticator.invalidate,
             on_retry=lambda exc, attempt, wait: log_retry(self.logger, where(exc), exc, attempt, wait),
             secrets=self.secrets,
-        )
-
-        def give_up(exc: Exception) -> bool:
-            return not idempotent and method != "GET" and ambiguous(exc)
-
-        @backoff.on_exception(
-            policy.waits,
-            (RetriableAPIError, requests.RequestException),
-            max_tries=MAX_TRIES,
-            jitter=None,
             giveup=give_up,
-            logger=None,
         )
-        def send() -> requests.Response:
-            return self._send(method, path, body, params, what)
-
         try:
-            response = send()
-        except (RetriableAPIError, requests.RequestException) as exc:
+            response: requests.Response = policy.decorate(self._send)(method, path, body, params, what)
+        except TRANSIENT as exc:
             if give_up(exc):
                 raise AmbiguousWrite(
                     redact(f"{where(exc)} failed ({exc}); it may or may not have applied", self.secrets)

@@ -51,6 +51,7 @@ class _Links(msgspec.Struct):
 
 _lean_decoder = msgspec.json.Decoder(LeanDocument)
 _links_decoder = msgspec.json.Decoder(_Links)
+_json_skipper = msgspec.json.Decoder(msgspec.Raw)
 
 
 def decode(content: bytes, *, lean: bool = False) -> Any:
@@ -62,6 +63,12 @@ def decode(content: bytes, *, lean: bool = False) -> Any:
         except msgspec.ValidationError:
             pass
     return _json_decoder.decode(content) if content else {}
+
+
+def check_json(content: bytes) -> None:
+    """Raises msgspec.DecodeError unless the body is JSON (msgspec checks what it skips without building it)."""
+    if content:
+        _json_skipper.decode(content)
 
 
 def next_link(content: bytes) -> str | None:

@@ -6,13 +6,14 @@ so they import nothing of the stream module, and the stream imports them: import
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from tap_klaviyo.api.pacing import Pacer
 from tap_klaviyo.api.spec import Endpoint
 from tap_klaviyo.reading.concurrency import Budget
+from tap_klaviyo.reading.pagination import ApiPage
 from tap_klaviyo.reading.progress import RunStats
 from tap_klaviyo.reading.spool import Spool
 
@@ -100,11 +101,9 @@ class PageSource(Protocol):
     @property
     def partitions(self) -> list[dict[str, Any]] | None: ...
 
-    def request_records(self, context: Any) -> Iterable[dict[str, Any]]: ...
+    def request_pages(self, context: Any) -> Generator[ApiPage, None, None]: ...
 
     def with_bounds(self, context: Mapping[str, Any] | None) -> dict[str, Any]: ...
-
-    def page_info(self) -> tuple[int, bool]: ...
 
     def wants(self, context: Mapping[str, Any]) -> bool: ...
 

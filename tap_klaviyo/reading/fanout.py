@@ -26,10 +26,10 @@ import msgspec
 
 from tap_klaviyo.api.documents import id_text, linkages
 from tap_klaviyo.api.pacing import TIGHT_STEADY_LIMIT
-from tap_klaviyo.reading.concurrency import Prefetch, in_chunks
+from tap_klaviyo.reading.concurrency import Prefetch
 from tap_klaviyo.reading.contracts import PageSource
 from tap_klaviyo.reading.spool import Page
-from tap_klaviyo.reading.windows import windowed_pages, windowed_records
+from tap_klaviyo.reading.windows import windowed_pages
 
 
 def context_key(context: Mapping[str, Any] | None) -> Hashable:
@@ -67,12 +67,17 @@ class Fanout:
             return
         yield from self.read(context)
 
-    def read(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+    def read(self, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
         """The SDK's request path for a context (windows in parallel for windowed streams)."""
-        stream = self.stream
+        for page in self.read_pages(context):
+            yield from page
+
+    def read_pages(self, context: Mapping[str, Any] | None) -> Iterator[Page]:
+        """The context's pages: the stream's page source, or its windows in parallel."""
         if self.windows:
-            return windowed_records(stream, context)
-        return stream.request_records(dict(context) if context is not None else None)
+            return windowed_pages(self.stream, context)
+        pages = self.stream.request_pages(dict(context) if context is not None else None)
+        return (page.records for page in pages if page.records)
 
     @property
     def windows(self) -> bool:
@@ -93,14 +98,12 @@ class Fanout:
             if (frozen is not None and not stream.wants(frozen)) or self.prefetch.announced(key):
                 continue
             job_context = stream.with_bounds(frozen) if stream.replication_key else frozen
-            size = stream.endpoint.max_page_size or 100
-            self.prefetch.announce(key, partial(self.fetch_ahead, job_context, size))
+            self.prefetch.announce(key, partial(self.fetch_ahead, job_context))
 
-    def fetch_ahead(self, context: dict[str, Any] | None, size: int) -> Iterator[Page]:
+    def fetch_ahead(self, context: dict[str, Any] | None) -> Iterator[Page]:
         """A worker's job; an error that will end the run ends it now, not when the main thread gets here."""
-        pages = windowed_pages(self.stream, context) if self.windows else in_chunks(self.read(context), size)
         try:
-            for page in pages:
+            for page in self.read_pages(context):
                 yield Chunk(page) if isinstance(page, list) else page
         except Exception as exc:
             if not self.stream.tolerates(exc):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -13,26 +14,25 @@ from typing_extensions import override
 from tap_klaviyo.api.documents import next_link
 
 
+@dataclass(frozen=True)
+class ApiPage:
+    """One response's records, and whether Klaviyo has a next page (windows cut a range after the first)."""
+
+    records: list[dict[str, Any]]
+    has_next: bool
+
+
 class JsonApiPaginator(BaseHATEOASPaginator):
-    """`links.next` of each page, refused when it points at another host (the key must not leave Klaviyo).
+    """`links.next` of each page, refused when it points at another host (the key must not leave Klaviyo)."""
 
-    `next_of` reads the link from the page the stream has already parsed (else the body is scanned for it).
-    """
-
-    def __init__(self, host: str, next_of: Callable[[requests.Response], str | None] | None = None) -> None:
+    def __init__(self, host: str) -> None:
         super().__init__()
         self.host = host
-        self.next_of = next_of or (lambda response: next_link(response.content))
 
     @override
     def get_next_url(self, response: requests.Response) -> str | None:
-        following = self.next_of(response)
+        following = next_link(response.content)
         if following and urlsplit(following).netloc != self.host:
             msg = f"refusing to follow a link to another host ({urlsplit(following).netloc})"
             raise FatalAPIError(msg)
         return following
-
-    @override
-    def continue_if_empty(self, response: requests.Response) -> bool:
-        """A page may hold nothing the stream keeps (a window's seam); the cursor still goes on."""
-        return self.next_of(response) is not None

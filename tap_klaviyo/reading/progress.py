@@ -245,13 +245,9 @@ class LeanGarbageCollection:
 #: SDK lines a user can do nothing about, kept for DEBUG: suppression streams are unsorted by nature (their
 #: state says so), and a failed sync's own one-line error names the stream and endpoint that failed (which,
 #: for a request fetched ahead, is not the stream the SDK was syncing when the error surfaced).
-#: backoff's own lines (one per attempt, with the exception's repr) are replaced by the tap's: one WARNING per
-#: request that needed retries, and the one error that ends a run.
 _NOT_ACTIONABLE = (
     "Stream is assumed to be unsorted",
     "An unhandled error occurred while syncing",
-    "Backing off ",
-    "Giving up ",
 )
 
 

@@ -1,61 +1,53 @@
-"""The stream's side of retries: the SDK's backoff decorator with Klaviyo's waits (api/retry.py's RetryPolicy).
+"""The stream's side of retries: the SDK's `request_decorator`, with Klaviyo's waits (api/retry.py).
 
-The SDK wraps every request in `request_decorator` (backoff); these hooks give it a fresh policy per request,
-name the request in every line about it, pause the endpoint for every thread on a 429, and say once, at
-DEBUG per attempt and one WARNING when a retried request succeeds, what happened.
+The SDK wraps every request in `request_decorator`; here each request gets its own `RetryPolicy` (backoff
+decorators that name the request in every line about it and pause the endpoint for every thread on a 429),
+and a request that needed retries gets one WARNING when it succeeds (each attempt is at DEBUG).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Generator
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from singer_sdk import RESTStream
+from singer_sdk.helpers.types import RequestFunc
 from typing_extensions import override
 
 from tap_klaviyo.api import spec
 from tap_klaviyo.api.errors import redact
-from tap_klaviyo.api.retry import MAX_TRIES, RetryPolicy, log_retry
+from tap_klaviyo.api.retry import RetryPolicy, log_retry
 from tap_klaviyo.reading.progress import RunStats
 from tap_klaviyo.reading.run import KlaviyoRun
 
 
 class RetryHooks(RESTStream[Any]):
-    """backoff's hooks of the SDK's request path, for KlaviyoStream."""
+    """The SDK's request decorator, for KlaviyoStream."""
 
     run: KlaviyoRun
     stats: RunStats
     template: str
-    #: Per thread: the policy of the request in flight (its retries are summed up when it succeeds).
-    parsed: threading.local
 
     @override
-    def backoff_wait_generator(self) -> Generator[float, Any, None]:
-        """A fresh policy for each request (backoff calls this once per decorated call, on its thread)."""
-        self.parsed.policy = policy = RetryPolicy(
-            clock=self.run.clock,
-            where=self.where,
-            hold=self.hold,
-            refresh_token=self.run.authenticator.invalidate,
-            on_retry=self.on_retry,
-            secrets=self.run.secrets,
-        )
-        return policy.waits()
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        """Each call retried under a policy of its own (calls run on several threads at once)."""
 
-    @override
-    def backoff_max_tries(self) -> int:
-        return MAX_TRIES  # RetryPolicy ends a request long before: 6 failures, or an hour of 429 waits
+        def send(*args: Any, **kwargs: Any) -> Any:
+            policy = RetryPolicy(
+                clock=self.run.clock,
+                where=self.where,
+                hold=self.hold,
+                refresh_token=self.run.authenticator.invalidate,
+                on_retry=self.on_retry,
+                secrets=self.run.secrets,
+            )
+            response = policy.decorate(func)(*args, **kwargs)
+            summary = policy.summary()
+            if summary:
+                self.logger.warning("%s: %s", redact(self.where_sent(response.request), self.run.secrets), summary)
+            return response
 
-    @override
-    def backoff_jitter(self, value: float) -> float:
-        return value  # RetryPolicy jitters where it should (5xx), not where Klaviyo names the wait (429)
-
-    @override
-    def backoff_handler(self, details: Any) -> None:
-        """RetryPolicy already logged the retry in words (backoff's default logs the request's arguments)."""
+        return send
 
     def where(self, exc: BaseException) -> str:
         """`<stream>: <METHOD> <endpoint>` of the request an error came from."""
@@ -80,11 +72,3 @@ class RetryHooks(RESTStream[Any]):
     def on_retry(self, exc: BaseException, attempt: int, wait: float) -> None:
         self.stats.add(retries=1 if attempt else 0, throttled=0 if attempt else 1)
         log_retry(self.logger, redact(self.where(exc), self.run.secrets), exc, attempt, wait)
-
-    def retried(self, response: requests.Response) -> None:
-        """A request that needed retries succeeded: one WARNING line with how many and why."""
-        policy: RetryPolicy | None = getattr(self.parsed, "policy", None)
-        summary = policy.summary() if policy is not None else None
-        if summary:
-            self.logger.warning("%s: %s", redact(self.where_sent(response.request), self.run.secrets), summary)
-            self.parsed.policy = None

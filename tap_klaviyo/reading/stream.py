@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -29,7 +28,7 @@ from typing_extensions import override
 
 from tap_klaviyo.api import spec
 from tap_klaviyo.api.auth import KlaviyoKeyAuthenticator
-from tap_klaviyo.api.documents import decode, next_link, resources
+from tap_klaviyo.api.documents import check_json, decode, resources
 from tap_klaviyo.api.errors import (
     MalformedBody,
     raise_for_status,
@@ -37,7 +36,7 @@ from tap_klaviyo.api.errors import (
 from tap_klaviyo.reading.drift import DriftCheck
 from tap_klaviyo.reading.fanout import Fanout
 from tap_klaviyo.reading.full_reads import FullReads
-from tap_klaviyo.reading.pagination import JsonApiPaginator
+from tap_klaviyo.reading.pagination import ApiPage, JsonApiPaginator
 from tap_klaviyo.reading.progress import RunStats
 from tap_klaviyo.reading.query import WINDOW_START, QueryMixin, spec_template
 from tap_klaviyo.reading.records import RecordShape
@@ -92,7 +91,6 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
         self.stats = RunStats()
         self.denied = False
         self.fanout = Fanout(self)
-        self.parsed = threading.local()  # the body validate_response decoded, for parse_response
         resource = self.resource_of(self.schema_path or self.path)
         props = self.schema.get("properties", {})
         self.notes = ShapeNotes(self.name, self.logger)  # records Klaviyo sent incomplete, counted
@@ -164,7 +162,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
 
     @override
     def get_new_paginator(self) -> BaseAPIPaginator[Any]:
-        return JsonApiPaginator(urlsplit(self.url_base).netloc, self.next_of)
+        return JsonApiPaginator(urlsplit(self.url_base).netloc)
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: Any | None) -> dict[str, Any]:
@@ -182,15 +180,14 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        """Statuses to errors, each one readable line; a 2xx body is decoded here, once (truncated -> retry)."""
+        """Statuses to errors, each one readable line; a 2xx body that is not JSON (truncated) is retried."""
         self.stats.add(requests_=1)
         status = response.status_code
         if status < 300:
             try:
-                self.parsed.doc = (response, decode(response.content, lean=self.lean_documents))
+                check_json(response.content)
             except msgspec.DecodeError:
                 raise MalformedBody(f"HTTP {status} with a body that is not valid JSON", response) from None
-            self.retried(response)
             return
         raise_for_status(
             response,
@@ -199,41 +196,32 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
             refreshable=not isinstance(self.authenticator, KlaviyoKeyAuthenticator),
         )
 
-    def document(self, response: requests.Response) -> Any:
-        """The body validate_response decoded on this thread (decoded again only if it was another)."""
-        cached = getattr(self.parsed, "doc", None)
-        if cached is not None and cached[0] is response:
-            self.parsed.doc = None
-            return cached[1]
-        return decode(response.content, lean=self.lean_documents)
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[Any]:
+        """One `ApiPage` per response (any thread): the SDK's request loop then yields pages, not records."""
+        yield self.page_of(decode(response.content, lean=self.lean_documents))
+
+    def page_of(self, doc: Any) -> ApiPage:
+        """A decoded page: its records, and whether Klaviyo has a next one."""
+        return ApiPage(self.records_of(doc), bool((doc.get("links") or {}).get("next")))
+
+    def request_pages(self, context: Context | None) -> Generator[ApiPage, None, None]:
+        """The one page source: the SDK's request loop (pagination, retries, auth, costs), a page at a time.
+        Closing the iterator ends the loop without another request."""
+        for page in super().request_records(context):
+            yield cast(ApiPage, page)  # what parse_response yields (the SDK types the items as records)
 
     @override
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        """Records of one page (any thread)."""
-        doc = self.document(response)
-        following = (doc.get("links") or {}).get("next")
-        self.parsed.next = (response, str(following) if following else None)
-        return self.records_of(doc)
-
-    def next_of(self, response: requests.Response) -> str | None:
-        """`links.next` of a page this thread parsed (the paginator asks right after parse_response)."""
-        cached = getattr(self.parsed, "next", None)
-        if cached is not None and cached[0] is response:
-            return cached[1]
-        return next_link(response.content)
+    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        for page in self.request_pages(context):
+            yield from page.records
 
     def records_of(self, doc: Any) -> list[dict[str, Any]]:
         """A page's resources as records; included resources go to the child streams that emit them."""
         data = resources(doc)
         records = [self.shape(resource) for resource in data]
-        self.parsed.page = (len(records), bool((doc.get("links") or {}).get("next")))
         self.fanout.page_arrived(data, doc.get("included"), records)
         return records
-
-    def page_info(self) -> tuple[int, bool]:
-        """(records, whether a next page exists) of the last page parsed on this thread."""
-        page: tuple[int, bool] = self.parsed.page
-        return page
 
     # -- records -----------------------------------------------------------------------------------
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import chain
 from typing import Any
 
 from tap_klaviyo.api.timestamps import parse_utc, utc_iso
-from tap_klaviyo.reading.concurrency import in_chunks, ordered
+from tap_klaviyo.reading.concurrency import ordered
 from tap_klaviyo.reading.contracts import PageSource
 from tap_klaviyo.reading.query import WINDOW_END, WINDOW_START
 from tap_klaviyo.reading.spool import Page
@@ -65,12 +66,6 @@ def steady_limit(stream: PageSource) -> int:
     return max(1, int(stream.endpoint.rate[1] * ratio))
 
 
-def windowed_records(stream: PageSource, context: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
-    """The range's records, in order (pages on disk are read back here)."""
-    for page in windowed_pages(stream, context):
-        yield from page
-
-
 def windowed_pages(stream: PageSource, context: Mapping[str, Any] | None) -> Iterator[Page]:
     """The first page through one cursor, then the rest of the range in parallel windows, page by page.
 
@@ -80,22 +75,21 @@ def windowed_pages(stream: PageSource, context: Mapping[str, Any] | None) -> Ite
     """
     key = str(stream.replication_key)
     first_context = stream.with_bounds(context)
-    pages = _generator(stream.request_records(first_context))
+    pages = stream.request_pages(first_context)
     first = next(pages, None)
     if first is None:
         return
-    count, has_next = stream.page_info()
-    first_page = [first, *(next(pages) for _ in range(count - 1))]
-    if not has_next:
-        yield first_page
-        yield from in_chunks(pages, len(first_page))  # nothing left to request: the SDK's loop ends
+    first_page = first.records
+    if not first.has_next or not first_page:
+        # Nothing to cut the range at: the SDK's loop goes on to the end (no request when there is no next page).
+        yield from (page.records for page in chain([first], pages) if page.records)
         return
     pages.close()  # the next page is read by the windows instead
     last = first_page[-1].get(key)
     lower = parse_utc(last)
     if lower is None:
         # No replication value to cut at: read on with one cursor from the start (re-reads the first page).
-        yield from in_chunks(stream.request_records(first_context), len(first_page))
+        yield from (page.records for page in stream.request_pages(first_context) if page.records)
         return
     run = stream.run
     stop = min(run.started, run.end_date or run.started)
@@ -130,12 +124,6 @@ def windowed_pages(stream: PageSource, context: Mapping[str, Any] | None) -> Ite
         yield chunk
 
 
-def _generator(records: Iterable[dict[str, Any]]) -> Generator[dict[str, Any], None, None]:
-    """The SDK's request_records is a generator: closing it ends the request loop without another request."""
-    assert isinstance(records, Generator)
-    return records
-
-
 def window_pages(stream: PageSource, context: dict[str, Any], already: set[Any], unplaced: Unplaced) -> Iterator[Page]:
     """One window's records a page at a time (on a worker), less what falls below it (a strict filter steps
     back a second), the records tied with the first page's last value that the first page already had, and
@@ -149,8 +137,10 @@ def window_pages(stream: PageSource, context: dict[str, Any], already: set[Any],
             return False
         return bool(value >= floor) if value is not None else unplaced.first(record.get("id"))
 
-    kept = (record for record in stream.request_records(context) if inside(record))
-    yield from in_chunks(kept, stream.endpoint.max_page_size or 100)
+    for page in stream.request_pages(context):
+        kept = [record for record in page.records if inside(record)]
+        if kept:
+            yield kept
 
 
 class Unplaced:

@@ -17,19 +17,19 @@ one slice and page, `parse_rows` (a response to rows) and the one loop in `Repor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 from weakref import WeakKeyDictionary
 
-import requests
 from typing_extensions import override
 
 from tap_klaviyo.api import spec
 from tap_klaviyo.api.timestamps import normalize_timestamp, parse_utc, utc_iso
 from tap_klaviyo.reading.children import Listing
+from tap_klaviyo.reading.pagination import ApiPage
 from tap_klaviyo.reading.run import KlaviyoRun
 from tap_klaviyo.reading.settings import parse_date_setting
 from tap_klaviyo.reading.stream import KlaviyoStream
@@ -178,7 +178,7 @@ class ReportStream(KlaviyoStream):
     # -- the loop (the only place that sends) ----------------------------------------------------------
 
     @override
-    def request_records(self, context: Mapping[str, Any] | None) -> Iterable[dict[str, Any]]:
+    def request_pages(self, context: Mapping[str, Any] | None) -> Generator[ApiPage, None, None]:
         if self.denied:
             return
         with self.tolerated_errors(context):
@@ -192,7 +192,7 @@ class ReportStream(KlaviyoStream):
             for slice_ in self.slices(context):
                 # The SDK's request path: one POST and its pages (prepare_request_payload, the paginator).
                 self.current_slice = slice_
-                yield from super().request_records(context)
+                yield from super().request_pages(context)
                 self.slice_done(context, slice_)
 
     @property
@@ -210,8 +210,8 @@ class ReportStream(KlaviyoStream):
         return self.request_body(self.current_slice, _cursor(next_page_token))
 
     @override
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        return list(self.parse_rows(self.document(response), self.current_slice))
+    def records_of(self, doc: Any) -> list[dict[str, Any]]:
+        return list(self.parse_rows(doc, self.current_slice))
 
     @override
     def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
