@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+from singer_sdk.exceptions import FatalAPIError
+
 from tests.conftest import config_for
 from tests.emulator import Emulator
 from tests.emulator.server import ForcedResponse
@@ -81,3 +84,17 @@ def test_a_daily_cap_sized_retry_after_stops_with_a_clear_message(fresh_emulator
     assert time.monotonic() - started < 60
     assert proc.returncode != 0
     assert "rate limit" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_dead_endpoint_is_given_up_by_backoff_after_six_attempts(fresh_emulator: Emulator) -> None:
+    """backoff counts the tries and sleeps (on the fake clock): 6 attempts, 5 jittered waits, one clear error."""
+    config = config_for(fresh_emulator)
+    catalog = select_only(config, {"segment"})
+    fresh_emulator.force(path_prefix="/api/segments", responses=[ForcedResponse(status=503)] * 20)
+    clock = FakeClock()
+    with pytest.raises(FatalAPIError) as caught:
+        run_tap(config, catalog=catalog, clock=clock)
+    assert str(caught.value).startswith("segment: GET /api/segments failed 6 times in a row; last error: ")
+    assert [e.status for e in fresh_emulator.requests if e.template == "/api/segments"] == [503] * 6
+    steps = [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert len(clock.sleeps) == 5 and all(s / 2 <= w <= s for w, s in zip(clock.sleeps, steps, strict=True))
