@@ -10,9 +10,8 @@ same request path on worker threads.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Generator, Iterable, Mapping
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from singer_sdk import RESTStream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.schema.source import SchemaDirectory
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
@@ -47,6 +47,8 @@ from tap_klaviyo.reading.shape_notes import ShapeNotes
 from tap_klaviyo.reading.tolerance import ErrorTolerance
 
 SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
+#: The generated schemas (scripts/generate_schemas.py), read and cached by the SDK's own schema source.
+SCHEMAS = SchemaDirectory(SCHEMAS_DIR)
 
 
 class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelection, RESTStream[Any]):
@@ -106,7 +108,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
     @classmethod
     def schema_source(cls) -> dict[str, Any]:
         """The generated schema (custom streams build theirs at start-up)."""
-        return _load_schema(cls.name)  # type: ignore[misc]
+        return SCHEMAS.get_schema(cls.name)  # type: ignore[misc]
 
     @classmethod
     def resource_of(cls, path: str) -> dict[str, Any]:
@@ -322,12 +324,6 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
         """The SDK calls this for every stream once the whole sync is over: the run's end."""
         super().log_sync_costs()
         self.run.stream_finished(self)
-
-
-@cache
-def _load_schema(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((SCHEMAS_DIR / f"{name}.json").read_text(encoding="utf-8"))
-    return loaded
 
 
 __all__ = ["WINDOW_START", "KlaviyoStream"]
