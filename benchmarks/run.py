@@ -34,8 +34,13 @@ so 30 days would add 15 minutes of waiting per report that no client can shorten
    floor, peak RSS, the spool's peak on disk and what the run left in its TMPDIR, counts against the
    emulator's, requests against their minimum.
 
+7. BATCH files against RECORD messages: events (the `--size` account) and profiles (the large account)
+   alone at zero latency, each path `--cpu-runs` times, records per CPU-second; the rows in the files are
+   counted against the records the run reports.
+
 Options: `--quick` (demo account, no large run), `--skip-sequential`, `--skip-large`, `--skip-zero-latency`,
-`--skip-xlarge`, `--only-xlarge` (replaces section 6 of the results file), `--xlarge-fraction`,
+`--skip-xlarge`, `--only-xlarge` (replaces section 6 of the results file), `--xlarge-fraction`, `--skip-batch`,
+`--only-batch` (replaces section 7),
 `--skip-reduced`, `--reduced-size`, `--reduced-scale`, `--skip-models`, `--only-models`,
 `--cpu-runs` (zero-latency runs, median reported; default 3), `--size`, `--large-size`, `--latency-ms`,
 `--jitter-ms`, `--out` (results file, default benchmarks/results.md; `--out -` writes none).
@@ -46,12 +51,14 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
+import gzip
 import hashlib
 import json
 import math
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -59,6 +66,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -679,21 +687,105 @@ def server_429s(run: Run) -> int:
     return sum(c.get(429, 0) for c in run.endpoints.values())
 
 
-def only_xlarge(args: argparse.Namespace) -> int:
-    """The xlarge run alone; its section replaces section 6 of the results file (the other sections stay)."""
+def batch_section(say: Report, args: argparse.Namespace, workdir: Path) -> list[list[Any]]:
+    """Records per CPU-second of the RECORD path and of BATCH files (the SDK's `get_batches`, gzipped JSONL),
+    events (the `--size` account) and profiles (the large account), runs alternating within this one run."""
+    say("## 7. BATCH files against RECORD messages, zero latency")
+    say()
+    say(
+        "Each stream alone, RECORD then BATCH, `--cpu-runs` times; CPU is the tap process's while the stream "
+        "ran (from its summary). BATCH: `batch_config` with gzipped JSONL files on local disk, through "
+        "singer-sdk's `get_batches` with the tap's batch encoder (msgspec, zlib level 1: "
+        "tap_klaviyo/reading/batch_files.py). Records skip the RECORD message and its serialization; the SDK "
+        "still post-processes each one and moves the bookmark per record, and STATE follows each BATCH message."
+    )
+    say()
+    cases = [("event", args.size, {}), ("profile", args.large_size, {"start_date": LARGE_START.isoformat()})]
+    rows: list[list[Any]] = []
+    summary: list[list[Any]] = []
+    for stream, size, extra in cases:
+        rates: dict[str, list[float]] = {"RECORD": [], "BATCH": []}
+        for attempt in range(args.cpu_runs):
+            for mode in ("RECORD", "BATCH"):
+                batches = workdir / f"batches-{stream}-{attempt}"
+                batches.mkdir(exist_ok=True)
+                batch = {
+                    "batch_config": {
+                        "encoding": {"format": "jsonl", "compression": "gzip"},
+                        "storage": {"root": batches.as_uri(), "prefix": f"{stream}-"},
+                    }
+                }
+                with emulator(size, 0.0, 0.0) as emu:
+                    config = base_config(emu, **extra, **(batch if mode == "BATCH" else {}))
+                    run = run_tap(
+                        emu, config, workdir, f"{mode}-{stream}{attempt}", catalog=only_catalog(config, stream)
+                    )
+                    expected = len(emu.account.expected_ids(stream)) if not extra else None
+                if run.returncode:
+                    say(f"The {mode} run of {stream} failed (exit {run.returncode}):\n```\n{run.stderr_tail}\n```")
+                    return summary
+                measured = run.streams.get(stream, {})
+                records, cpu = measured.get("records", 0.0), measured.get("cpu", 0.0)
+                files = sorted(batches.glob("*.json.gz"))
+                if mode == "BATCH":
+                    written = sum(batch_rows(f) for f in files)
+                    assert written == records, f"{stream}: {written:,} rows in batch files, {records:,.0f} counted"
+                if expected is not None:
+                    assert records == expected, f"{stream} {mode}: {records:,.0f} records, the account has {expected:,}"
+                rate = records / cpu if cpu else float("nan")
+                rates[mode].append(rate)
+                shown = f"{len(files)}" if mode == "BATCH" else ""
+                rows.append(
+                    [
+                        stream,
+                        mode,
+                        attempt + 1,
+                        f"{records:,.0f}",
+                        f"{run.wall:.1f}",
+                        f"{cpu:.2f}",
+                        f"{rate:,.0f}",
+                        shown,
+                    ]
+                )
+                shutil.rmtree(batches)
+        record, batch = statistics.median(rates["RECORD"]), statistics.median(rates["BATCH"])
+        summary.append(
+            [
+                f"{stream} records per CPU-second, RECORD / BATCH",
+                f"{record:,.0f} / {batch:,.0f} ({batch / record:.2f}x)",
+                "",
+            ]
+        )
+    say.table(["stream", "path", "run", "records", "wall s", "CPU s (stream)", "records / CPU-s", "batch files"], rows)
+    for measure, result, _ in summary:
+        say(f"Median {measure}: **{result}**.")
+        say()
+    return summary
+
+
+def batch_rows(path: Path) -> int:
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        return sum(1 for _ in lines)
+
+
+def section_alone(
+    args: argparse.Namespace, number: int, section: Callable[[Report, argparse.Namespace, Path], list[list[Any]]]
+) -> list[list[Any]]:
+    """One section run alone; it replaces that section of the results file (the other sections stay)."""
     say = Report()
     at, load = datetime.now(timezone.utc), machine()
     with tempfile.TemporaryDirectory(prefix="tap-klaviyo-bench-") as tmp:
-        rows = xlarge_section(say, args, Path(tmp))
+        rows = section(say, args, Path(tmp))
     say(f"Run alone ({at:%Y-%m-%d %H:%M} UTC, `python benchmarks/run.py {' '.join(sys.argv[1:])}`). Machine: {load}")
     say()
-    say.table(["measure", "result", "target"], rows)
+    if number == 6:
+        say.table(["measure", "result", "target"], rows)
     if args.out != "-":
         path = Path(args.out)
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         block = "\n".join(say.lines) + "\n"
-        start = text.find("\n## 6. ")
-        end = text.find("\n## Summary", start + 1) if start >= 0 else -1
+        start = text.find(f"\n## {number}. ")
+        end = text.find("\n## ", start + 1) if start >= 0 else -1
         if start >= 0:
             text = text[: start + 1] + block + (text[end + 1 :] if end >= 0 else "")
         else:
@@ -701,7 +793,7 @@ def only_xlarge(args: argparse.Namespace) -> int:
             text = text[: at_summary + 1] + block + text[at_summary + 1 :] if at_summary >= 0 else text + block
         path.write_text(text, encoding="utf-8")
         print(f"written to {args.out}")
-    return 0
+    return rows
 
 
 def main() -> int:
@@ -726,15 +818,20 @@ def main() -> int:
     parser.add_argument("--cpu-runs", type=int, default=3, help="zero-latency event runs (median reported)")
     parser.add_argument("--skip-xlarge", action="store_true", help="no xlarge run (about 15 minutes at the floor)")
     parser.add_argument("--only-xlarge", action="store_true", help="the xlarge run alone")
+    parser.add_argument("--only-batch", action="store_true", help="BATCH against RECORD alone (section 7)")
+    parser.add_argument("--skip-batch", action="store_true", help="no BATCH against RECORD section")
     parser.add_argument(
         "--xlarge-fraction", type=float, default=1.0, help="scale the xlarge account's profiles and events"
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
     args = parser.parse_args()
     if args.quick:
-        args.size, args.skip_large, args.skip_xlarge = "demo", True, True
+        args.size, args.skip_large, args.skip_xlarge, args.skip_batch = "demo", True, True, True
     if args.only_xlarge:
-        return only_xlarge(args)
+        section_alone(args, 6, xlarge_section)
+        return 0
+    if args.only_batch:
+        return 0 if section_alone(args, 7, batch_section) else 1
 
     say = Report()
     started_at = datetime.now(timezone.utc)
@@ -963,6 +1060,8 @@ def main() -> int:
         # 6. the xlarge account
         if not args.skip_xlarge:
             summary += xlarge_section(say, args, workdir)
+        if not args.skip_batch:
+            summary += batch_section(say, args, workdir)
 
         if not args.skip_writes:
             write_case.report(say, write_case.run(workdir, args.latency_ms, args.jitter_ms, least_time), summary)

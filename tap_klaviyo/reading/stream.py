@@ -33,6 +33,7 @@ from tap_klaviyo.api.errors import (
     MalformedBody,
     raise_for_status,
 )
+from tap_klaviyo.reading.batch_files import BatchFiles
 from tap_klaviyo.reading.drift import DriftCheck
 from tap_klaviyo.reading.fanout import Fanout
 from tap_klaviyo.reading.full_reads import FullReads
@@ -51,7 +52,7 @@ SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
 SCHEMAS = SchemaDirectory(SCHEMAS_DIR)
 
 
-class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelection, RESTStream[Any]):
+class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelection, BatchFiles, RESTStream[Any]):
     """A Klaviyo collection, described declaratively; the SDK and the modules beside this one do the rest."""
 
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)

@@ -1,0 +1,62 @@
+"""BATCH files: gzipped JSON Lines as singer-sdk announces them, written by a faster encoder.
+
+With `batch_config`, the SDK's `get_batches` collects the stream's records into files and `_sync_batches`
+writes a BATCH message and then the STATE after each file, so the bookmark only moves past records that are in
+a file already announced. Its JSONL encoder serializes each record with simplejson and compresses at gzip's
+level 9, which costs more CPU than the RECORD path it replaces. This one writes the same files (one JSON
+object per line, gzipped, `.json.gz`) with msgspec and zlib's level 1, and is plugged in the SDK's way: a batch
+encoder entry point (`singer_sdk.batch_encoders`), chosen by `get_batches` for the format the user asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+from collections.abc import Iterable, Iterator
+from typing import Any
+from uuid import uuid4
+
+import msgspec
+from singer_sdk import RESTStream
+from singer_sdk.batch import BaseBatcher, lazy_chunked_generator
+from singer_sdk.helpers.types import Context
+from typing_extensions import override
+
+#: The entry point name of `FastJsonLinesBatcher` (pyproject.toml); the files say `jsonl` to the target.
+FAST_JSONL = "tap_klaviyo_jsonl"
+#: zlib's fastest level: about a quarter of the CPU of gzip's default 9, files about a fifth larger.
+COMPRESS_LEVEL = 1
+
+_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+class FastJsonLinesBatcher(BaseBatcher):
+    """The SDK's JSONL batch files (same names, same lines), encoded by msgspec, compressed fast."""
+
+    @override
+    def get_batches(self, records: Iterator[dict[str, Any]]) -> Iterator[list[str]]:
+        sync_id = f"{self.tap_name}--{self.stream_name}-{uuid4()}"
+        storage = self.batch_config.storage
+        prefix = storage.prefix or ""
+        for number, chunk in enumerate(lazy_chunked_generator(records, self.batch_config.batch_size), start=1):
+            filename = f"{prefix}{sync_id}-{number}.json.gz"
+            lines = b"".join(_encoder.encode(record) + b"\n" for record in chunk)
+            with (
+                storage.open(filename, "wb") as raw,
+                gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=COMPRESS_LEVEL) as compressed,
+            ):
+                compressed.write(lines)
+            yield [storage.get_url(filename)]
+
+
+class BatchFiles(RESTStream[Any]):
+    """`get_batches` with the fast encoder for JSONL; the SDK's own for any other format."""
+
+    @override
+    def get_batches(self, batch_config: Any, context: Context | None = None) -> Iterable[tuple[Any, list[str]]]:
+        if batch_config.encoding.format != "jsonl":
+            yield from super().get_batches(batch_config, context)
+            return
+        fast = dataclasses.replace(batch_config, encoding=dataclasses.replace(batch_config.encoding, format=FAST_JSONL))
+        for _written, manifest in super().get_batches(fast, context):
+            yield batch_config.encoding, manifest  # announced as what the user asked for: jsonl, gzipped
