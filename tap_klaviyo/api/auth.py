@@ -58,7 +58,6 @@ class KlaviyoOAuthAuthenticator(OAuthAuthenticator):
         self.clock = clock or Clock()
         self.on_rotate = on_rotate
         self.expires_at = 0.0
-        self.refreshes = 0
         self.lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -109,7 +108,6 @@ class KlaviyoOAuthAuthenticator(OAuthAuthenticator):
         self.access_token = str(body["access_token"])
         self.expires_in = int(float(body.get("expires_in") or 3600))
         self.expires_at = self.clock.monotonic() + self.expires_in
-        self.refreshes += 1
         rotated = body.get("refresh_token")
         if rotated and str(rotated) != self.refresh_token:
             self.refresh_token = str(rotated)

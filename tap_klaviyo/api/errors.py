@@ -26,10 +26,6 @@ class KlaviyoUserError(Exception):
     """A problem the user must fix (settings, key, scopes): printed as one line, exit code 1."""
 
 
-class SettingsError(KlaviyoUserError):
-    """Malformed or contradictory settings, found before any request."""
-
-
 class KlaviyoAuthError(KlaviyoUserError, FatalAPIError):
     """The credentials were refused."""
 

@@ -363,15 +363,3 @@ class Prefetch(Generic[T]):
             self._waiting_keys.clear()
         for job in jobs:
             job.cancel()
-
-
-def in_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Items handed between threads a page at a time, not one by one."""
-    chunk: list[T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -30,7 +30,6 @@ class ImportJob:
     rows: list[Any]
     status: str = "queued"
     failed: dict[int, str] = field(default_factory=dict)
-    completed: int = 0
 
 
 class ProfileImports:
@@ -59,7 +58,6 @@ class ProfileImports:
                 if job.status == "cancelled":
                     raise JobFailed(f"{self.what}: Klaviyo cancelled profile import job {job.job_id}")
                 if job.status == "complete":
-                    job.completed = int(attributes.get("completed_count") or 0)
                     if attributes.get("failed_count"):
                         self._errors(job)
                 else:
