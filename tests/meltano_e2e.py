@@ -256,6 +256,17 @@ class Postgres:
             return {}
         return {t: TableCounts(int(n), int(k)) for t, n, k in self.query(_counts_sql(present, schema))}
 
+    def table_digests(self, tables: Iterable[str], schema: str) -> dict[str, tuple[int, str]]:
+        """Per table: rows, and an md5 over every row's columns but the loader's own (`_sdc_*`), in a fixed
+        order (two loads of the same records give the same digest whatever order they came in)."""
+        row = "(select jsonb_object_agg(key, value) from jsonb_each(to_jsonb(t)) where key not like '\\_sdc\\_%')"
+        out = {}
+        for table in tables:
+            rows = f'select {row}::text r from "{schema}"."{table}" t'
+            found = self.query(f"select count(*), md5(coalesce(string_agg(r, '|' order by r), '')) from ({rows}) x")
+            out[table] = (int(found[0][0]), found[0][1])
+        return out
+
 
 def postgres_or_skip() -> Postgres:
     """The PostgreSQL of TEST_POSTGRES_URL (`.ci/run` starts one); without it a skip, or a failure in CI."""
