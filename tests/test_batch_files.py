@@ -14,7 +14,7 @@ import pytest
 from singer_sdk.contrib.batch_encoder_jsonl import JSONLinesBatcher
 from singer_sdk.helpers._batch import BatchConfig
 
-from tap_klaviyo.reading.batch_files import FastJsonLinesBatcher
+from tap_klaviyo.reading.batch_files import FastJsonLinesBatcher, fast_encoder_installed
 from tests.conftest import config_for
 from tests.emulator import Emulator
 from tests.harness import SyncResult, run_tap, select_only
@@ -50,6 +50,7 @@ def canonical(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def test_batch_files_hold_exactly_the_records_of_the_record_path(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    assert fast_encoder_installed(), "the tap's batch encoder has no entry point: reinstall (pip install -e .)"
     config = config_for(fresh_emulator)
     catalog = select_only(config, STREAMS)
     records = run_tap(config, catalog=catalog)

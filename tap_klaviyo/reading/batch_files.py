@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import gzip
 from collections.abc import Iterable, Iterator
+from functools import cache
+from importlib.metadata import entry_points
 from typing import Any
 from uuid import uuid4
 
@@ -49,12 +51,18 @@ class FastJsonLinesBatcher(BaseBatcher):
             yield [storage.get_url(filename)]
 
 
+@cache
+def fast_encoder_installed() -> bool:
+    """The entry point is there once the package is installed (a bare source checkout has none)."""
+    return any(e.name == FAST_JSONL for e in entry_points(group="singer_sdk.batch_encoders"))
+
+
 class BatchFiles(RESTStream[Any]):
     """`get_batches` with the fast encoder for JSONL; the SDK's own for any other format."""
 
     @override
     def get_batches(self, batch_config: Any, context: Context | None = None) -> Iterable[tuple[Any, list[str]]]:
-        if batch_config.encoding.format != "jsonl":
+        if batch_config.encoding.format != "jsonl" or not fast_encoder_installed():
             yield from super().get_batches(batch_config, context)
             return
         fast = dataclasses.replace(batch_config, encoding=dataclasses.replace(batch_config.encoding, format=FAST_JSONL))
