@@ -751,15 +751,12 @@ def batch_section(say: Report, args: argparse.Namespace, workdir: Path) -> list[
         record, batch = statistics.median(rates["RECORD"]), statistics.median(rates["BATCH"])
         summary.append(
             [
-                f"{stream} records per CPU-second, RECORD / BATCH",
+                f"{stream} records per CPU-second, RECORD / BATCH (median of the runs)",
                 f"{record:,.0f} / {batch:,.0f} ({batch / record:.2f}x)",
                 "",
             ]
         )
     say.table(["stream", "path", "run", "records", "wall s", "CPU s (stream)", "records / CPU-s", "batch files"], rows)
-    for measure, result, _ in summary:
-        say(f"Median {measure}: **{result}**.")
-        say()
     return summary
 
 
@@ -778,8 +775,7 @@ def section_alone(
         rows = section(say, args, Path(tmp))
     say(f"Run alone ({at:%Y-%m-%d %H:%M} UTC, `python benchmarks/run.py {' '.join(sys.argv[1:])}`). Machine: {load}")
     say()
-    if number == 6:
-        say.table(["measure", "result", "target"], rows)
+    say.table(["measure", "result", "target"], rows)
     if args.out != "-":
         path = Path(args.out)
         text = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -797,11 +793,9 @@ def section_alone(
 
 
 #: Sections that run alone (`--only-xlarge`, `--only-batch`), in the results file's order.
-SECTIONS_ALONE: list[
-    tuple[int, Callable[[Report, argparse.Namespace, Path], list[list[Any]]], Callable[[Any], bool]]
-] = [
-    (6, xlarge_section, lambda args: bool(args.only_xlarge)),
-    (7, batch_section, lambda args: bool(args.only_batch)),
+SECTIONS_ALONE: list[tuple[int, str, Callable[[Report, argparse.Namespace, Path], list[list[Any]]]]] = [
+    (6, "only_xlarge", xlarge_section),
+    (7, "only_batch", batch_section),
 ]
 
 
@@ -837,7 +831,11 @@ def main() -> int:
     if args.quick:
         args.size, args.skip_large, args.skip_xlarge, args.skip_batch = "demo", True, True, True
     if args.only_xlarge or args.only_batch:  # both: one run, each section replaced in the results file
-        done = [bool(section_alone(args, number, section)) for number, section, only in SECTIONS_ALONE if only(args)]
+        done = [
+            bool(section_alone(args, number, section))
+            for number, flag, section in SECTIONS_ALONE
+            if getattr(args, flag)
+        ]
         return 0 if all(done) else 1
 
     say = Report()
