@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Callable
+from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import IO, Any
 
+import msgspec
 from singer_sdk import Sink, Target
+from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.exceptions import (
     ConfigValidationError,
     FatalAPIError,
     InvalidInputLine,
     RecordsWithoutSchemaException,
 )
-from singer_sdk.io_base import SingerReader
+from singer_sdk.singerlib.encoding import SingerMessageType
 from typing_extensions import override
 
 from tap_klaviyo.api.client import AmbiguousWrite, KlaviyoClient
@@ -23,22 +26,59 @@ from tap_klaviyo.api.errors import KlaviyoUserError, redact
 from tap_klaviyo.api.token_store import config_files_of_this_run
 from tap_klaviyo.sinks import SINK_TYPES
 from tap_klaviyo.writing.identity import ProfileIds
-from tap_klaviyo.writing.jobs import JobFailed
+from tap_klaviyo.writing.jobs import JobFailed, JobPoller
+from tap_klaviyo.writing.ledger import Ledger
 from tap_klaviyo.writing.lists import Lists
+from tap_klaviyo.writing.pipeline import Pipeline
 from tap_klaviyo.writing.rejects import Outcomes
 from tap_klaviyo.writing.settings import TARGET_CONFIG_SCHEMA, target_settings_errors
 
+#: A STATE whose rows are all confirmed is written at most this often (the run's clock), besides the SDK's own
+#: drains (every five minutes, and at the end of the input).
+STATE_EVERY_S = 30.0
+_decoder = msgspec.json.Decoder(float_hook=Decimal)
 
-class QuietReader(SingerReader):
-    """The SDK's reader, without the traceback it logs for a line that is not JSON (the run ends with one line)."""
+
+class StateGate(MsgSpecReader):
+    """The SDK's msgspec reader (numbers parsed as the SDK parses them: a 19.99 stays 19.99), which holds each
+    STATE message back until every row before it is confirmed, and ends the run with one line for a line that
+    is not JSON.
+
+    The SDK writes the latest STATE it was handed at each drain; it has no public hook to defer a STATE until a
+    sink confirms its rows, so the reader hands it over only then (`Ledger`)."""
+
+    def __init__(self, ledger: Ledger, settled: Callable[[], None]) -> None:
+        super().__init__()
+        self.ledger = ledger
+        self.settled = settled
 
     @override
     def deserialize_json(self, line: str) -> dict[str, Any]:
         try:
-            return json.loads(line)
-        except json.JSONDecodeError:
+            decoded: dict[str, Any] = _decoder.decode(line)
+        except msgspec.DecodeError:
             shown = line if len(line) <= 80 else line[:77] + "..."
             raise InvalidInputLine(f"line {shown.strip()!r} is not JSON") from None
+        return decoded
+
+    @override
+    def process_lines(self, file_input: IO[str] | None, callbacks: dict[str, Callable[[dict[str, Any]], None]]) -> Any:
+        hand_over = callbacks[SingerMessageType.STATE]
+        ledger, settled = self.ledger, self.settled
+
+        def hold(message: dict[str, Any]) -> None:
+            ledger.hold_state(message, hand_over)
+
+        def then_settle(callback: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+            def handle(message: dict[str, Any]) -> None:
+                callback(message)
+                if ledger.settled.is_set():
+                    settled()
+
+            return handle
+
+        gated = {kind: then_settle(callback) for kind, callback in {**callbacks, SingerMessageType.STATE: hold}.items()}
+        return super().process_lines(file_input, gated)
 
 
 class UnknownStream(KlaviyoUserError):
@@ -55,14 +95,17 @@ class TargetKlaviyo(Target):
     name = "target-klaviyo"
     package_name = "tap-klaviyo-sdk"
     config_jsonschema = TARGET_CONFIG_SCHEMA
-    message_reader_class = QuietReader
 
     def __init__(self, *args: Any, clock: Clock | None = None, **kwargs: Any) -> None:
         """`clock`: the run's time (tests pass a fake one). Settings are checked before any input is read."""
-        self.clock = clock
+        self.clock = clock or Clock()
         self.config_files = config_files_of_this_run()
+        self.ledger = Ledger()
+        #: Every sink of the run (the SDK keeps its own list private): drained at the end of the input.
+        self.sinks: list[Sink] = []
+        self.state_written_at = self.clock.monotonic()
+        kwargs.setdefault("message_reader", StateGate(self.ledger, self.settle_states))
         super().__init__(*args, **kwargs)
-        TargetKlaviyo.last_run = self
         if kwargs.get("validate_config", True):
             errors = target_settings_errors(self.config)
             if errors:
@@ -71,6 +114,14 @@ class TargetKlaviyo(Target):
     @cached_property
     def client(self) -> KlaviyoClient:
         return KlaviyoClient(self.config, self.logger, self.clock, self.config_files)
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        return Pipeline(self.ledger, max(1, int(self.config.get("max_concurrency") or 8)))
+
+    @cached_property
+    def poller(self) -> JobPoller:
+        return JobPoller(self.client, self.pipeline, float(self.config.get("job_poll_interval") or 2))
 
     @cached_property
     def outcomes(self) -> Outcomes:
@@ -82,7 +133,7 @@ class TargetKlaviyo(Target):
 
     @cached_property
     def profiles(self) -> ProfileIds:
-        return ProfileIds(self.client, bool(self.config.get("dry_run")))
+        return ProfileIds(self.client)
 
     @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:
@@ -95,12 +146,25 @@ class TargetKlaviyo(Target):
             raise UnknownStream(msg)
         return sink
 
-    #: The instance the CLI created (the SDK's `listen` is final and its end of input private, so the run's
-    #: summary is given after `invoke` returns, on this instance).
-    last_run: TargetKlaviyo | None = None
+    def settle_states(self) -> None:
+        """Batches settled (on the reader's thread): STATE messages whose rows are all confirmed go to the SDK,
+        which writes the latest at its drain; one is asked for when the last STATE written is old."""
+        self.pipeline.raise_if_failed()
+        released = self.ledger.release_ready()
+        if released and self.clock.monotonic() - self.state_written_at >= STATE_EVERY_S:
+            self.state_written_at = self.clock.monotonic()
+            self.drain_all()
 
-    def finish(self) -> None:
-        """After the SDK read and drained everything: the summary, and a failing exit when rows were rejected."""
+    @override
+    def process_endofpipe(self) -> None:
+        """The end of the input: every batch handed on and confirmed, the last STATE written, then the summary
+        and a failing exit when more rows were rejected than allowed."""
+        for sink in self.sinks:
+            self.drain_one(sink)
+        self.pipeline.wait_until_settled()
+        self.ledger.release_ready()
+        super().process_endofpipe()
+        self.pipeline.close()
         self.outcomes.close()
         dry = bool(self.config.get("dry_run"))
         for line in self.outcomes.summary(dry):
@@ -117,8 +181,6 @@ class TargetKlaviyo(Target):
         """Problems the user can fix end the run with one line, not a traceback."""
         try:
             super().invoke(*args, **kwargs)
-            if cls.last_run is not None and not kwargs.get("about"):
-                cls.last_run.finish()
         except (KlaviyoUserError, FatalAPIError, JobFailed, AmbiguousWrite) as exc:
             cls.logger.error("%s", redact(str(exc)))
             sys.exit(1)

@@ -63,7 +63,6 @@ def run_target(
                 target = TargetKlaviyo(config=config, clock=clock)
                 with backoff_on(clock):
                     target.listen(io.StringIO(text))
-                    target.finish()
             except (KlaviyoUserError, FatalAPIError) as exc:
                 error = str(exc)
     finally:

@@ -196,7 +196,13 @@ def test_list_member_deletions_remove_memberships(tmp_path: Path) -> None:
         vip = next(r.id for r in emu.account.records("list"))
         assert len(emu.account.list_members(vip)) == 5
         remove = [{**row, "_sdc_deleted_at": "2025-01-01T00:00:00Z"} for row in add[:2]]
-        result = run_target(config(emu), messages("list_member", LIST_MEMBER_SCHEMA, remove, []), clock)
+        refused = run_target(config(emu), messages("list_member", LIST_MEMBER_SCHEMA, remove, []), clock, tmp_path)
+        assert refused.outcomes["list_member"] == {"rejected": 2}
+        reasons = {r["reason"] for r in refused.rejects}
+        assert reasons == {"removing a member needs the allow_deletes setting: nothing was removed"}
+        assert len(emu.account.list_members(vip)) == 5
+        allowed = config(emu, allow_deletes=True)
+        result = run_target(allowed, messages("list_member", LIST_MEMBER_SCHEMA, remove, []), clock)
         assert result.outcomes["list_member"] == {"removed": 2}
         assert len(emu.account.list_members(vip)) == 3
 
@@ -220,11 +226,11 @@ def test_clear_nulls_goes_through_the_single_upsert(tmp_path: Path) -> None:
 
 def test_faults_including_ambiguous_ones_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     clock = FakeClock()
-    with empty(clock, fault_rate=0.05, timeout_delay_s=1.5, seed=7) as emu:
+    with empty(clock, fault_rate=0.3, timeout_delay_s=1.5, seed=7) as emu:
         lines = [
             *messages("profile", ANY, profiles(300), []),
             *messages("event", ANY, events(3000), []),
-            # 200 members that are not profiles yet: 200 single upserts, so ~10 faults, about half after applying
+            # 200 members that are not profiles yet: one profile import job that adds them to the list
             *messages(
                 "list_member",
                 LIST_MEMBER_SCHEMA,

@@ -23,6 +23,7 @@ from tap_klaviyo.api import spec
 from tap_klaviyo.api.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
 from tap_klaviyo.api.clock import Clock
 from tap_klaviyo.api.connection import SECRET_SETTINGS
+from tap_klaviyo.api.documents import encode_document
 from tap_klaviyo.api.errors import MalformedBody, ThrottledError, raise_for_status, redact
 from tap_klaviyo.api.pacing import PacedAdapter, Pacer
 from tap_klaviyo.api.retry import TRANSIENT, RetryPolicy, log_retry
@@ -140,7 +141,8 @@ class KlaviyoClient:
         self, method: str, path: str, body: Any, params: Mapping[str, str] | None, what: str
     ) -> requests.Response:
         url = path if path.startswith("http") else self.base_url + path
-        request = requests.Request(method, url, json=body, params=params, headers=self.headers)
+        data = encode_document(body) if body is not None else None
+        request = requests.Request(method, url, data=data, params=params, headers=self.headers)
         prepared = self.authenticator(self.session.prepare_request(request))
         self.requests += 1
         response = self.session.send(prepared, timeout=self.timeout)

@@ -10,6 +10,13 @@ from typing import Any
 import msgspec
 
 _json_decoder = msgspec.json.Decoder()
+#: Numbers as the SDK's reader parsed them (a Decimal stays the number it was), anything else as its text.
+_json_encoder = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
+
+
+def encode_document(value: Any) -> bytes:
+    """A request body (or a held row) as JSON: 19.99 read from the input is sent as 19.99, not 19.989999..."""
+    return _json_encoder.encode(value)
 
 
 class _Fields(msgspec.Struct):

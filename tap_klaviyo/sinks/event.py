@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 from typing_extensions import override
 
 from tap_klaviyo.sinks.base import KlaviyoSink
+from tap_klaviyo.writing.pipeline import Unit
 from tap_klaviyo.writing.rows import MAX_BODY_BYTES, RowError, chunks, identity, iso, size_of
 
 EVENTS_PER_CALL = 1_000
@@ -27,13 +28,18 @@ def unique_id(row: dict[str, Any], ids: dict[str, str], metric: str, when: str, 
     for name in ("unique_id", "uuid", "id"):
         if row.get(name):
             return str(row[name])
-    basis = json.dumps([sorted(ids.items()), metric, when, props], sort_keys=True, default=str)
+    basis = json.dumps([sorted(ids.items()), metric, when, props], sort_keys=True, default=_as_read_before)
     return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def _as_read_before(value: Any) -> Any:
+    """Decimals hash as the floats earlier versions read, so a re-run after an upgrade keeps every unique_id."""
+    return float(value) if isinstance(value, Decimal) else str(value)
 
 
 class EventSink(KlaviyoSink):
     name = "event"
-    MAX_SIZE_DEFAULT = 20_000  # 20 calls sent together
+    MAX_SIZE_DEFAULT = 5 * EVENTS_PER_CALL  # five calls a batch, on the lane's workers
 
     def entry(self, row: dict[str, Any]) -> dict[str, Any]:
         """One event as a bulk entry (its profile and the event), or RowError."""
@@ -62,7 +68,7 @@ class EventSink(KlaviyoSink):
             "backfill": bool(self.config.get("event_backfill", True)),
         }
         if row.get("value") is not None:
-            if not isinstance(row["value"], int | float) or isinstance(row["value"], bool):
+            if not isinstance(row["value"], int | float | Decimal) or isinstance(row["value"], bool):
                 raise RowError("value must be a number")
             event["value"] = row["value"]
         if row.get("value_currency"):
@@ -79,18 +85,17 @@ class EventSink(KlaviyoSink):
         return entry
 
     @override
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, rows: list[dict[str, Any]], unit: Unit) -> None:
         accepted = self.checked(rows, self.entry)
+        self.sent(unit, len(rows) - len(accepted))
         if self.dry_run:
             self.count("written", len(accepted))
+            self.sent(unit, len(accepted))
             return
-        parts = list(chunks(accepted, EVENTS_PER_CALL, MAX_BODY_BYTES, size=lambda pair: size_of(pair[1])))
-        workers = max(1, min(len(parts), int(self.config.get("max_concurrency") or 8)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="events") as pool:
-            for sent in pool.map(self.send, parts):  # the pacer keeps the calls within the endpoint's limits
-                self.count("written", sent)
+        for part in chunks(accepted, EVENTS_PER_CALL, MAX_BODY_BYTES, size=lambda pair: size_of(pair[1])):
+            self.spawn(unit, self.send, unit, part)  # the pacer keeps the calls within the endpoint's limits
 
-    def send(self, part: list[tuple[dict[str, Any], dict[str, Any]]]) -> int:
+    def send(self, unit: Unit, part: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """One call; with every event's unique_id, a retry after an unclear failure duplicates nothing."""
         body = {
             "data": {
@@ -99,4 +104,5 @@ class EventSink(KlaviyoSink):
             }
         }
         self.klaviyo.client.request("POST", "/api/event-bulk-create-jobs", body=body, what=self.what)
-        return len(part)
+        self.sent(unit, len(part))
+        self.count("written", len(part))

@@ -8,6 +8,7 @@ from typing_extensions import override
 
 from tap_klaviyo.sinks.base import KlaviyoSink
 from tap_klaviyo.writing.lists import ListCapReached
+from tap_klaviyo.writing.pipeline import Unit
 from tap_klaviyo.writing.rows import RowError
 
 OPT_IN = ("single_opt_in", "double_opt_in")
@@ -37,8 +38,15 @@ class ListSink(KlaviyoSink):
         self.klaviyo.lists.declare(name, opt_in)
 
     @override
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        for row, (name, opt_in) in self.checked(rows, self.parsed):
+    def write(self, rows: list[dict[str, Any]], unit: Unit) -> None:
+        accepted = self.checked(rows, self.parsed)
+        self.sent(unit, len(rows) - len(accepted))
+        if accepted:
+            self.spawn(unit, self.ensure, unit, accepted)
+
+    def ensure(self, unit: Unit, accepted: list[tuple[dict[str, Any], tuple[str, str | None]]]) -> None:
+        for row, (name, opt_in) in accepted:
+            self.sent(unit, 1)
             try:
                 _list_id, created = self.klaviyo.lists.ensure(name, self.what, opt_in)
             except ListCapReached as exc:

@@ -8,19 +8,19 @@ from typing_extensions import override
 
 from tap_klaviyo.api.errors import KlaviyoAPIError
 from tap_klaviyo.sinks.base import KlaviyoSink
-from tap_klaviyo.writing.jobs import ImportJob, ProfileImports
+from tap_klaviyo.writing.pipeline import Unit
 from tap_klaviyo.writing.rows import MAX_BODY_BYTES, RowError, chunks, identity, size_of
 
 SCALARS: tuple[str, ...] = ("email", "phone_number", "external_id", "first_name", "last_name", "organization")
 SCALARS += ("title", "locale", "image")
 LOCATION = ("address1", "address2", "city", "country", "latitude", "longitude", "region", "zip", "timezone", "ip")
-MAX_ROWS_PER_JOB = 10_000
 MAX_PROFILE_BYTES = 100 * 1024
+MAX_ROWS_PER_JOB = 10_000
 
 
 class ProfileSink(KlaviyoSink):
     name = "profile"
-    MAX_SIZE_DEFAULT = 50_000  # five jobs submitted together, polled together
+    MAX_SIZE_DEFAULT = MAX_ROWS_PER_JOB  # one job a batch; the jobs of successive batches are in flight together
 
     def attributes(self, row: dict[str, Any]) -> dict[str, Any]:
         """The row as Klaviyo's profile attributes: absent keys stay absent; nulls only when they clear."""
@@ -43,27 +43,21 @@ class ProfileSink(KlaviyoSink):
         return attrs
 
     @override
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, rows: list[dict[str, Any]], unit: Unit) -> None:
         accepted = self.checked(rows, self.attributes)
-        clearing = [(r, a) for r, a in accepted if any(v is None for v in _leaves(a))]
-        bulk = [(r, a) for r, a in accepted if not any(v is None for v in _leaves(a))]
+        self.sent(unit, len(rows) - len(accepted))
         if self.dry_run:
             self.count("written", len(accepted))
+            self.sent(unit, len(accepted))
             return
-        imports = ProfileImports(self.klaviyo.client, float(self.config.get("job_poll_interval") or 2), self.what)
-        jobs: list[ImportJob] = []
+        clearing = [(r, a) for r, a in accepted if any(v is None for v in _leaves(a))]
+        bulk = [(r, a) for r, a in accepted if not any(v is None for v in _leaves(a))]
         for part in chunks(bulk, MAX_ROWS_PER_JOB, MAX_BODY_BYTES, size=lambda pair: size_of(pair[1])):
-            jobs.append(imports.submit([{"type": "profile", "attributes": a} for _, a in part], part))
-        imports.wait(jobs)
-        for job in jobs:
-            for position, (row, _attrs) in enumerate(job.rows):
-                if position in job.failed:
-                    self.reject(row, job.failed[position])
-            self.count("written", len(job.rows) - len(job.failed))
+            self.spawn(unit, self.klaviyo.poller.submit_profile_import, unit, part, self.what, self.confirmed)
         for row, attrs in clearing:
-            self.upsert_one(row, attrs)
+            self.spawn(unit, self.upsert_one, unit, row, attrs)
 
-    def upsert_one(self, row: dict[str, Any], attrs: dict[str, Any]) -> None:
+    def upsert_one(self, unit: Unit, row: dict[str, Any], attrs: dict[str, Any]) -> None:
         """The single upsert clears a field on null (bulk import cannot)."""
         body = {"data": {"type": "profile", "attributes": attrs}}
         try:
@@ -71,8 +65,10 @@ class ProfileSink(KlaviyoSink):
         except KlaviyoAPIError as exc:
             if exc.status in (400, 409, 413, 422):
                 self.reject(row, str(exc))
+                self.sent(unit, 1)
                 return
             raise
+        self.sent(unit, 1)
         self.count("created" if response.status_code == 201 else "updated")
 
 

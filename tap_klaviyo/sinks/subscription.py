@@ -15,10 +15,13 @@ from typing_extensions import override
 
 from tap_klaviyo.sinks.base import KlaviyoSink
 from tap_klaviyo.writing.lists import ListCapReached
+from tap_klaviyo.writing.pipeline import Unit
 from tap_klaviyo.writing.rows import RowError, identity, iso, quoted
 
 SUBSCRIBES_PER_CALL = 1_000
 UNSUBSCRIBES_PER_CALL = 100
+SUBSCRIBE = "/api/profile-subscription-bulk-create-jobs"
+UNSUBSCRIBE = "/api/profile-subscription-bulk-delete-jobs"
 CHANNEL_ID = {"email": "email", "sms": "phone_number"}
 GLOBAL = (
     "unsubscribing {why} unsubscribes the profile from all {channel} marketing: refused "
@@ -26,10 +29,14 @@ GLOBAL = (
 )
 
 
+Parsed = tuple[str, str, dict[str, str], str | None]
+Member = tuple[dict[str, Any], dict[str, str], str | None]
+
+
 class SubscriptionSink(KlaviyoSink):
     name = "subscription"
 
-    def parsed(self, row: dict[str, Any]) -> tuple[str, str, dict[str, str], str | None]:
+    def parsed(self, row: dict[str, Any]) -> Parsed:
         channel = str(row.get("channel") or "").lower()
         if channel not in CHANNEL_ID:
             raise RowError(f"channel {row.get('channel')!r} must be email or sms")
@@ -46,21 +53,28 @@ class SubscriptionSink(KlaviyoSink):
         return channel, consent, ids, consented_at
 
     @override
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        groups: dict[tuple[str, str, str | None], list[tuple[dict[str, Any], dict[str, str], str | None]]]
-        groups = defaultdict(list)
-        for row, (channel, consent, ids, at) in self.checked(rows, self.parsed):
+    def write(self, rows: list[dict[str, Any]], unit: Unit) -> None:
+        accepted = self.checked(rows, self.parsed)
+        self.sent(unit, len(rows) - len(accepted))
+        if accepted:
+            self.spawn(unit, self.apply, unit, accepted)
+
+    def apply(self, unit: Unit, accepted: list[tuple[dict[str, Any], Parsed]]) -> None:
+        """On the lane: each row's list (created when named and absent), then one call per group and size."""
+        groups: dict[tuple[str, str, str | None], list[Member]] = defaultdict(list)
+        for row, (channel, consent, ids, at) in accepted:
             try:
                 list_id = self.list_for(row, consent)
             except (RowError, ListCapReached) as exc:
                 self.reject(row, str(exc))
+                self.sent(unit, 1)
                 continue
             groups[(channel, consent, list_id)].append((row, ids, at))
         for (channel, consent, list_id), members in groups.items():
             if consent == "subscribed":
-                self.subscribe(channel, list_id, members)
+                self.subscribe(unit, channel, list_id, members)
             else:
-                self.unsubscribe(channel, list_id, members)
+                self.unsubscribe(unit, channel, list_id, members)
 
     def list_for(self, row: dict[str, Any], consent: str) -> str | None:
         lists = self.klaviyo.lists
@@ -80,7 +94,7 @@ class SubscriptionSink(KlaviyoSink):
             raise RowError(f"no list is named {name!r}")
         return found
 
-    def subscribe(self, channel: str, list_id: str | None, members: list[Any]) -> None:
+    def subscribe(self, unit: Unit, channel: str, list_id: str | None, members: list[Member]) -> None:
         for start in range(0, len(members), SUBSCRIBES_PER_CALL):
             part = members[start : start + SUBSCRIBES_PER_CALL]
             profiles = []
@@ -93,9 +107,9 @@ class SubscriptionSink(KlaviyoSink):
             attributes: dict[str, Any] = {"profiles": {"data": profiles}}
             if self.config.get("historical_import"):
                 attributes["historical_import"] = True
-            self.send("/api/profile-subscription-bulk-create-jobs", attributes, list_id, len(part))
+            self.spawn(unit, self.send, unit, SUBSCRIBE, attributes, list_id, len(part))
 
-    def unsubscribe(self, channel: str, list_id: str | None, members: list[Any]) -> None:
+    def unsubscribe(self, unit: Unit, channel: str, list_id: str | None, members: list[Member]) -> None:
         allowed = bool(self.config.get("allow_global_unsubscribe"))
         if not allowed:
             inside = self.members_of(list_id, channel, [ids for _, ids, _ in members]) if list_id else set()
@@ -107,6 +121,8 @@ class SubscriptionSink(KlaviyoSink):
                     self.reject(row, GLOBAL.format(why="from a list the profile is not in", channel=channel))
                 else:
                     kept.append((row, ids, at))
+                    continue
+                self.sent(unit, 1)
             members = kept
         for start in range(0, len(members), UNSUBSCRIBES_PER_CALL):
             part = members[start : start + UNSUBSCRIBES_PER_CALL]
@@ -117,18 +133,19 @@ class SubscriptionSink(KlaviyoSink):
                 }
                 for _row, ids, _at in part
             ]
-            self.send(
-                "/api/profile-subscription-bulk-delete-jobs", {"profiles": {"data": profiles}}, list_id, len(part)
-            )
+            attributes = {"profiles": {"data": profiles}}
+            self.spawn(unit, self.send, unit, UNSUBSCRIBE, attributes, list_id, len(part))
 
-    def send(self, path: str, attributes: dict[str, Any], list_id: str | None, rows: int) -> None:
+    def send(self, unit: Unit, path: str, attributes: dict[str, Any], list_id: str | None, rows: int) -> None:
+        """One call, counted once Klaviyo accepted it (a dry run only counts)."""
         kind = "profile-subscription-bulk-create-job" if "create" in path else "profile-subscription-bulk-delete-job"
         data: dict[str, Any] = {"type": kind, "attributes": attributes}
         if list_id:
             data["relationships"] = {"list": {"data": {"type": "list", "id": list_id}}}
-        self.count("written", rows)
         if not self.dry_run:
             self.klaviyo.client.request("POST", path, body={"data": data}, what=self.what)
+        self.sent(unit, rows)
+        self.count("written", rows)
 
     def members_of(self, list_id: str, channel: str, keys: list[dict[str, str]]) -> set[str]:
         """Which of these emails (or phone numbers) are members of the list: 100 a request."""

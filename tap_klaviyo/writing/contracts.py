@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from tap_klaviyo.api.client import KlaviyoClient
 from tap_klaviyo.writing.identity import ProfileIds
+from tap_klaviyo.writing.jobs import JobPoller
+from tap_klaviyo.writing.ledger import Ledger
 from tap_klaviyo.writing.lists import Lists
+from tap_klaviyo.writing.pipeline import Pipeline
 from tap_klaviyo.writing.rejects import Outcomes
 
 
 class WriteRun(Protocol):
-    """The run-wide pieces every sink shares: one client (pacing, auth), outcomes, lists, profile ids."""
+    """The run-wide pieces every sink shares: one client (pacing, auth), the ledger and pipeline of batches in
+    flight, the job poller, outcomes, lists and profile ids."""
+
+    sinks: list[Any]
 
     @property
     def client(self) -> KlaviyoClient: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+
+    @property
+    def poller(self) -> JobPoller: ...
 
     @property
     def outcomes(self) -> Outcomes: ...

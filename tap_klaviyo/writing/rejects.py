@@ -6,7 +6,6 @@ the counts decide the run's exit code.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import Counter, defaultdict
@@ -14,13 +13,20 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from tap_klaviyo.api.documents import encode_document
+
 OUTCOMES = ("created", "updated", "written", "removed", "unchanged", "rejected")
 
 
 def _plain(value: Any) -> Any:
+    """Dates as ISO text (numbers stay numbers: the encoder writes a Decimal as the number it is)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
     if isinstance(value, datetime | date):
         return value.isoformat()
-    return str(value)
+    return value
 
 
 class Outcomes:
@@ -40,7 +46,7 @@ class Outcomes:
 
     def reject(self, stream: str, row: dict[str, Any], reason: str) -> None:
         """One refused row: a line in the rejects file, counted, and logged at DEBUG (rows may be personal)."""
-        line = json.dumps({"stream": stream, "row": row, "reason": reason}, default=_plain, ensure_ascii=False)
+        line = encode_document({"stream": stream, "row": _plain(row), "reason": reason}).decode()
         with self.lock:
             self.counts[stream]["rejected"] += 1
             if self.path is not None:

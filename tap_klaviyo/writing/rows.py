@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
+
+from tap_klaviyo.api.documents import encode_document
 
 T = TypeVar("T")
 
@@ -23,7 +24,7 @@ class RowError(ValueError):
 
 
 def size_of(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False).encode())
+    return len(encode_document(value))
 
 
 def iso(value: Any) -> str | None:

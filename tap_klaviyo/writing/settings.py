@@ -29,6 +29,14 @@ OWN = th.PropertiesList(
         "or a list the profile is not in. Off: such rows are rejected instead.",
     ),
     th.Property(
+        "allow_deletes",
+        th.BooleanType,
+        default=False,
+        title="Allow deletes",
+        description="A row with a non-null _sdc_deleted_at removes what it names (a list membership; the objects "
+        "of the other streams). Off: such rows are rejected with that reason and nothing is removed.",
+    ),
+    th.Property(
         "historical_import",
         th.BooleanType,
         default=False,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tap_klaviyo.writing.identity import ProfileIds, key_of
 from tap_klaviyo.writing.lists import Lists
 from tap_klaviyo.writing.rows import RowError, identity
 
@@ -33,10 +32,3 @@ def profile_key(row: dict[str, Any]) -> dict[str, str]:
     if row.get("profile_id"):
         return {"profile_id": str(row["profile_id"])}
     return identity(row)
-
-
-def resolve(keys: list[dict[str, str]], profiles: ProfileIds, what: str, *, create: bool) -> list[str | None]:
-    """Profile ids in the order of `keys` (None: absent and not created)."""
-    lookups = [k for k in keys if "profile_id" not in k]
-    found = profiles.ensure(lookups, what) if create else profiles.find(lookups, what)
-    return [k["profile_id"] if "profile_id" in k else found.get(key_of(k)) for k in keys]
