@@ -814,6 +814,9 @@ def main() -> int:
     parser.add_argument("--skip-reduced", action="store_true")
     parser.add_argument("--skip-writes", action="store_true", help="no target-klaviyo write case")
     parser.add_argument("--writes-only", action="store_true", help="only the target-klaviyo write case")
+    parser.add_argument(
+        "--writes-million", action="store_true", help="the write case also with 1,000,000 profiles (peak RSS)"
+    )
     parser.add_argument("--reduced-size", default="demo", choices=["tiny", "demo", "medium", "large"])
     parser.add_argument("--reduced-scale", type=float, default=0.2)
     parser.add_argument("--skip-models", action="store_true", help="no warehouse models section")
@@ -860,7 +863,9 @@ def main() -> int:
             summary += models_section(say, args.size, workdir)
             return finish(say, summary, args.out)
         if args.writes_only:
-            write_case.report(say, write_case.run(workdir, args.latency_ms, args.jitter_ms, least_time), summary)
+            write_case.section(
+                say, workdir, args.latency_ms, args.jitter_ms, least_time, summary, million=args.writes_million
+            )
             return finish(say, summary, args.out)
         # 1. concurrent sync with limits and latency
         with emulator(args.size, args.latency_ms, args.jitter_ms) as emu:
@@ -1069,7 +1074,9 @@ def main() -> int:
             summary += batch_section(say, args, workdir)
 
         if not args.skip_writes:
-            write_case.report(say, write_case.run(workdir, args.latency_ms, args.jitter_ms, least_time), summary)
+            write_case.section(
+                say, workdir, args.latency_ms, args.jitter_ms, least_time, summary, million=args.writes_million
+            )
         if not args.skip_models:
             summary += models_section(say, args.size, workdir)
     return finish(say, summary, args.out)

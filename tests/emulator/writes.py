@@ -125,12 +125,9 @@ class WriteApi:
     # ---- jobs ------------------------------------------------------------------------------------
     def settle(self) -> None:
         """Apply every job that is due (the caller holds the account lock, or none is needed yet)."""
-        now = self.clock()
-        due = [job for job in self.pending if job.due <= now]
-        if not due:
-            self._progress(now)
-            return
-        with self.data.lock:
+        with self.data.lock:  # request threads settle at once: each due job is taken by one of them
+            now = self.clock()
+            due = [job for job in self.pending if job.due <= now]
             for job in due:
                 self.pending.remove(job)
                 {
