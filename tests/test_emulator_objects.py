@@ -532,8 +532,15 @@ def test_suppress_a_list_and_either_emails_or_a_group(api: Client, emu: Emulator
             "relationships": {"list": {"data": {"type": "list", "id": lid}}},
         }
     }
+    members = [emu.account.store["profile"][pid] for pid in emu.account.list_members(lid)]
+    without_email = sum(1 for p in members if not p.attrs.get("email"))
+    already = sum(1 for p in members if p.attrs["subscriptions"]["email"]["marketing"]["suppression"])
     done = run_job(api, clock, "/api/profile-suppression-bulk-create-jobs", body)
-    assert done["total_count"] == len(emu.account.list_members(lid))
+    assert done["total_count"] == len(members)
+    assert (done["completed_count"], done["skipped_count"]) == (
+        len(members) - without_email - already,
+        without_email + already,
+    )
     both = suppression_job("create", ["a@example.com"])
     both["data"]["relationships"] = body["data"]["relationships"]
     assert api.post("/api/profile-suppression-bulk-create-jobs", both).status_code == 400
@@ -557,3 +564,45 @@ def test_tap_catalog_item_carries_its_category_ids(api: Client, emu: Emulator, c
     for item in emu.account.store["catalog-item"].values():
         assert by_id[item.id]["category_ids"] == item.rels["categories"]
     assert "category_ids" in result.schemas["catalog_item"]["properties"]
+
+
+def test_tap_reads_a_new_suppression_as_a_global_exclusion(api: Client, emu: Emulator, clock: FakeClock) -> None:
+    run_job(api, clock, "/api/profile-suppression-bulk-create-jobs", suppression_job("create", ["gone@example.com"]))
+    config = {"api_key": DEMO_API_KEY, "api_url": emu.base_url}
+    result = run_tap(config, catalog=select_only(config, {"global_exclusion"}))
+    rows = {r["email"]: r for r in result.records["global_exclusion"]}
+    assert rows["gone@example.com"]["reason"] == "USER_SUPPRESSED"
+    suppressed = {
+        p.id
+        for p in emu.account.store["profile"].values()
+        if p.attrs["subscriptions"]["email"]["marketing"]["suppression"]
+    }
+    assert {r["profile_id"] for r in rows.values()} == suppressed
+
+
+def test_an_empty_account_takes_every_object(clock: FakeClock) -> None:
+    """What target-klaviyo writes into: an account with nothing but itself."""
+    config = EmulatorConfig(empty=True, rate_limit_scale=0.0, job_delay_s=DELAY)
+    with Emulator(config, clock=clock.monotonic) as emu:
+        api = Client(emu)
+        lid = api.post("/api/lists", {"data": {"type": "list", "attributes": {"name": "L"}}}).json()["data"]["id"]
+        assert api.post("/api/templates", template_body("T")).status_code == 201
+        r = api.post("/api/segments", segment_body("S", [member_of(lid)]))
+        assert r.status_code == 201, r.text
+        assert api.post("/api/segments", segment_body("S2", [metric_condition("none")])).status_code == 400
+        assert api.post("/api/campaigns", campaign_body("C", [lid])).status_code == 201
+        cats = [{"type": "catalog-category", "attributes": {"external_id": "c", "name": "C"}}]
+        run_job(api, clock, "/api/catalog-category-bulk-create-jobs", catalog_job("category", "create", cats))
+        job = {
+            "data": {
+                "type": "profile-suppression-bulk-create-job",
+                "attributes": {},
+                "relationships": {"list": {"data": {"type": "list", "id": lid}}},
+            }
+        }
+        done = run_job(api, clock, "/api/profile-suppression-bulk-create-jobs", job)
+        assert done["total_count"] == 0
+        counts = {path: len(api.ids(path)) for path in ("/api/lists", "/api/templates", "/api/segments")}
+        assert counts == {"/api/lists": 1, "/api/templates": 1, "/api/segments": 1}
+        assert len(api.ids("/api/catalog-categories")) == 1
+        assert len(api.ids("/api/campaigns", filter="equals(messages.channel,'email')")) == 1

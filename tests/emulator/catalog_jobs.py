@@ -204,7 +204,7 @@ class BulkJobs:
         emails = [str(row["attributes"]["email"]) for row in job.rows]
         if job.group is not None:  # its members now; one without an email is skipped
             kind, gid = job.group.split(":", 1)
-            profiles = self.data.store["profile"]
+            profiles = self.data.store.get("profile", {})
             members = list(self.data.members[kind].get(gid, {}))
             emails = [str(profiles[pid].attrs.get("email") or "") for pid in members]
             job.rec.attrs = {**job.rec.attrs, "total_count": len(emails)}
