@@ -17,6 +17,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig  # noqa: E402
+from tests.emulator.contract import validate_request  # noqa: E402
 from tests.emulator.ratelimit import RateLimiter  # noqa: E402
 from tests.emulator.records import Rec  # noqa: E402
 from tests.emulator.schema_check import response_errors  # noqa: E402
@@ -606,3 +607,11 @@ def test_an_empty_account_takes_every_object(clock: FakeClock) -> None:
         assert counts == {"/api/lists": 1, "/api/templates": 1, "/api/segments": 1}
         assert len(api.ids("/api/catalog-categories")) == 1
         assert len(api.ids("/api/campaigns", filter="equals(messages.channel,'email')")) == 1
+
+
+def test_validate_request_checks_patch_bodies() -> None:
+    """The contract check a test runs over a request log sees PATCH bodies as the server does."""
+    good = '{"data":{"type":"image","id":"1","attributes":{"hidden":true}}}'
+    assert validate_request("PATCH", "/api/images/1", [], HEADERS, good) == []
+    bad = '{"data":{"type":"image","id":"1","attributes":{"hidden":"yes"}}}'
+    assert any("hidden" in p for p in validate_request("PATCH", "/api/images/1", [], HEADERS, bad))

@@ -53,9 +53,6 @@ class CampaignApi:
     def serves(op: Operation) -> bool:
         return (op.method, op.template) in CAMPAIGN_WRITES
 
-    def settle(self) -> None:
-        """Nothing waits here: every write applies at once."""
-
     def handle(self, op: Operation, ctx: RequestContext) -> tuple[int, dict[str, Any] | bytes]:
         with self.data.lock:
             if op.template == "/api/campaign-send-jobs":

@@ -109,9 +109,6 @@ class ObjectApi:
     def serves(op: Operation) -> bool:
         return (op.method, op.template) in OBJECT_WRITES
 
-    def settle(self) -> None:
-        """Nothing waits here: every write applies at once."""
-
     def handle(self, op: Operation, ctx: RequestContext) -> tuple[int, dict[str, Any] | bytes]:
         kind = op.template.split("/")[2][:-1]  # templates -> template
         with self.data.lock:
@@ -123,9 +120,8 @@ class ObjectApi:
             data = body_data(ctx)
             attrs = data.get("attributes") or {}
             if op.method == "POST":
-                rec = {"template": self._new_template, "segment": self._new_segment, "image": self._new_image}[kind](
-                    attrs
-                )
+                create = {"template": self._new_template, "segment": self._new_segment, "image": self._new_image}
+                rec = create[kind](attrs)
                 self.data.store.setdefault(kind, {})[rec.id] = rec
                 status = 201
             else:
