@@ -330,6 +330,7 @@ def test_campaign_draft_with_messages_and_template(api: Client, emu: Emulator) -
     copy = api.get(f"/api/campaign-messages/{mid}/template")["data"]
     assert copy["id"] != source.id and copy["attributes"]["html"] == source.attrs["html"]
     assert copy["id"] not in api.ids("/api/templates")
+    assert api.ids("/api/templates") == emu.account.expected_ids("template")
     rename = {"data": {"type": "campaign", "id": cid, "attributes": {"name": "Launch 2"}}}
     assert api.patch(f"/api/campaigns/{cid}", rename).status_code == 200
     assert api.get(f"/api/campaigns/{cid}")["data"]["attributes"]["name"] == "Launch 2"

@@ -212,7 +212,8 @@ class AccountData:
         with self.lock:
             if resource_type == "event":
                 return self.events.all_ids()
-            return set(self.store.get(resource_type, {}))
+            # what the collection serves: a message's private template copy is not listed
+            return {rid for rid, rec in self.store.get(resource_type, {}).items() if rec.extra.get("listed", True)}
 
     def expected_attributions(self) -> dict[str, dict[str, str]]:
         """Every attribution of every event (only base events have some): id -> relationship -> related id,
