@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cached_property
+from typing import Any, ClassVar
 
 from typing_extensions import override
 
+from tap_klaviyo.reading.children import Listing
 from tap_klaviyo.reading.stream import KlaviyoStream
 
 
@@ -57,8 +59,32 @@ class CouponCodeStream(KlaviyoStream):
 
 
 class CatalogItemStream(KlaviyoStream):
+    """Items with `category_ids`: the spec's item has no categories relationship, so they are read from the
+    other side, each category's item ids (categories are few; one request per item would be one per row)."""
+
     name = "catalog_item"
     path = "/api/catalog-items"
+    extra_properties: ClassVar[dict[str, dict[str, Any]]] = {
+        "category_ids": {"type": ["array", "null"], "items": {"type": "string"}}
+    }
+
+    @cached_property
+    def categories_of_items(self) -> dict[str, list[str]]:
+        """Item id -> the ids of its categories, in category order (read once, on the first record)."""
+        out: dict[str, list[str]] = {}
+        categories = Listing(self.klaviyo_tap, "/api/catalog-categories", {"fields[catalog-category]": "name"})
+        items = Listing(self.klaviyo_tap, "/api/catalog-categories/{category_id}/relationships/items", {})
+        for category in categories.all():
+            for item in items.request_records({"category_id": str(category["id"])}):
+                out.setdefault(str(item["id"]), []).append(str(category["id"]))
+        return out
+
+    @override
+    def post_process(self, row: dict[str, Any], context: Any = None) -> dict[str, Any] | None:
+        record = super().post_process(row, context)
+        if record is not None:
+            record["category_ids"] = self.categories_of_items.get(str(record["id"]), [])
+        return record
 
 
 class CatalogVariantStream(KlaviyoStream):

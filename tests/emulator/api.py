@@ -208,7 +208,8 @@ class Api:
                 source = self.data.store.get(op.data.type)
                 if self.lazy and isinstance(source, LazyProfiles):
                     return 200, self.collection(op, ctx, [], lazy=source)
-                recs = self.data.records(op.data.type)
+                # A message's own copy of a template is not in the library (campaign-message-assign-template).
+                recs = [r for r in self.data.records(op.data.type) if r.extra.get("listed", True)]
                 return 200, self.collection(op, ctx, recs)
             if len(parts) == 4:
                 return 200, self.single(op, ctx)

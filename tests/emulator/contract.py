@@ -215,9 +215,9 @@ def _param_problems(op: Operation, name: str, value: str) -> list[Problem]:
 
 # ---- bodies --------------------------------------------------------------------------------------
 def body_problems(op: Operation, body: str | bytes | None) -> list[Problem]:
-    """JSON:API request bodies of POST query/report endpoints, checked against the spec schema + rules."""
+    """JSON:API request bodies (POST and PATCH), checked against the spec schema + rules."""
     request = op.raw.get("requestBody")
-    if op.method != "POST" or not request:
+    if op.method not in ("POST", "PATCH") or not request:
         return []
     content = request.get("content", {})
     media = content.get("application/vnd.api+json") or next(iter(content.values()), None)

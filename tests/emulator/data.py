@@ -212,7 +212,8 @@ class AccountData:
         with self.lock:
             if resource_type == "event":
                 return self.events.all_ids()
-            return set(self.store.get(resource_type, {}))
+            # what the collection serves: a message's private template copy is not listed
+            return {rid for rid, rec in self.store.get(resource_type, {}).items() if rec.extra.get("listed", True)}
 
     def expected_attributions(self) -> dict[str, dict[str, str]]:
         """Every attribution of every event (only base events have some): id -> relationship -> related id,
@@ -464,7 +465,9 @@ class AccountData:
         suppression: list[dict[str, str]] = []
         list_suppressions: list[dict[str, str]] = []
         if k % 10 == 3:
-            suppression.append({"reason": SUPPRESSION_REASONS[k % 5], "timestamp": fmt(created + (k % 200 + 1) * DAY)})
+            suppression.append(
+                {"reason": SUPPRESSION_REASONS[(k // 10) % 5], "timestamp": fmt(created + (k % 200 + 1) * DAY)}
+            )
         if k % 12 == 5 and self._list_ids:
             list_suppressions.append(
                 {
@@ -629,6 +632,7 @@ class AccountData:
                 attrs["opt_in_process"] = "double_opt_in" if i % 4 == 1 else "single_opt_in"
             else:
                 attrs.update(is_active=i % 5 != 4, is_processing=False, is_starred=i % 3 == 0)
+                attrs["definition"] = self._segment_definition(i, ids)
             attrs.pop("profile_count", None)
             self._put(Rec(kind, gid, attrs, {"tags": [], "flow-triggers": []}))
             if self.spec_size.lazy:
@@ -652,6 +656,29 @@ class AccountData:
                 for pid in by_time[95:105]:
                     joined[pid] = tie
             self.members[kind][gid] = joined
+
+    def _segment_definition(self, i: int, segment_ids: list[str]) -> dict[str, Any]:
+        """Conditions naming real lists, segments and metrics by id (what a copy to another account translates)."""
+        conditions: list[dict[str, Any]] = [
+            {
+                "type": "profile-group-membership",
+                "is_member": True,
+                "group_ids": [self._list_ids[i % len(self._list_ids)]],
+            }
+        ]
+        if i % 3 == 2:
+            conditions[0]["group_ids"].append(segment_ids[0])
+        if i % 2 == 1 and self._metric_ids:
+            conditions.append(
+                {
+                    "type": "profile-metric",
+                    "metric_id": self._metric_ids[i % len(self._metric_ids)],
+                    "measurement": "count",
+                    "measurement_filter": {"type": "numeric", "operator": "greater-than", "value": 0},
+                    "timeframe_filter": {"type": "date", "operator": "in-the-last", "unit": "day", "quantity": 90},
+                }
+            )
+        return {"condition_groups": [{"conditions": conditions}]}
 
     def _lazy_members(self, rng: random.Random, i: int, groups: int, created: int) -> LazyMembers:
         """A lazy group: the first holds a fifth of the profiles, the last none, the others 1-6 %."""

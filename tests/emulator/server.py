@@ -20,13 +20,16 @@ from typing import Any
 
 from .api import Api, ApiError, RequestContext
 from .auth import DEMO_API_KEY, AuthFailure, AuthRegistry, Principal
+from .campaigns import CampaignApi
+from .catalog_jobs import BulkJobs
 from .contract import body_problems, query_problems, revision_problem
 from .data import AccountData
 from .faults import FAULT_KINDS, HTML_502, FaultPlan, ForcedResponse, fault_label, server_error
+from .objects import TEMPLATE_CAP, ObjectApi
 from .ratelimit import Decision, RateLimiter
 from .spec import Operation, RateLimit, get_spec
 from .variance import Variance
-from .writes import WriteApi, empty_account
+from .writes import MAX_BODY_BYTES, WriteApi, empty_account, too_large
 
 JSON_API = "application/vnd.api+json"
 THROTTLE_DOCS = "https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling#rate-limits"
@@ -60,6 +63,8 @@ class EmulatorConfig:
     #: Share of what the spec leaves open that GET answers vary (omitted, nulled, unlisted fields and enum
     #: values, partial relationships: tests/emulator/variance.py), by `seed`; 0 serves every attribute.
     shape_variance: float = 0.0
+    #: Templates an account may hold before POST /api/templates refuses (Klaviyo: 1,000).
+    template_cap: int = TEMPLATE_CAP
 
 
 @dataclass
@@ -167,6 +172,10 @@ class Emulator:
         if self.config.empty:
             empty_account(self.account)
         self.writes = WriteApi(self.account, clock, self.config.job_delay_s)
+        #: Templates, segments, images, lists; campaign drafts; catalog and suppression jobs.
+        self.objects = ObjectApi(self.account, self.config.template_cap)
+        self.campaigns = CampaignApi(self.account)
+        self.bulk = BulkJobs(self.account, self.writes.book, clock, self.config.job_delay_s)
         self.auth = AuthRegistry()
         self.limiter = RateLimiter()
         self.faults = FaultPlan(self.config.seed)
@@ -384,6 +393,7 @@ class Emulator:
                 return _error(405, "method_not_allowed", "Method not allowed.", f'Method "{method}" not allowed.')
             return _error(404, "not_found", "Not found.", f"The path {path} was not found.")
         op, path_params = match
+        path_params = {k: urllib.parse.unquote(v) for k, v in path_params.items()}  # "%24custom%3A..." ids
         principal: Principal | None = None
         if op.scopes:
             auth = self.auth.authenticate(lower.get("authorization"))
@@ -445,8 +455,14 @@ class Emulator:
             return _add_limit_headers(_Reply(200, _dump(recorded)), decision)
         try:
             self.writes.settle()
+            self.bulk.settle()
+            writer = next((w for w in (self.objects, self.campaigns, self.bulk) if w.serves(op)), None)
             if self.writes.serves(op):
                 status, doc = self.writes.handle(op, ctx, len(body.encode()) if body else 0)
+            elif writer is not None:
+                if body and len(body.encode()) > MAX_BODY_BYTES:
+                    raise too_large(f"The request body is {len(body.encode())} bytes; at most 5 MB is accepted.")
+                status, doc = writer.handle(op, ctx)
             else:
                 status, doc = self.api.handle(op, ctx)
         except ApiError as err:
