@@ -45,13 +45,18 @@ def messages(stream: str, schema: dict[str, Any], rows: list[dict[str, Any]], ke
 
 
 def run_target(
-    config: dict[str, Any], lines: list[dict[str, Any]] | str, clock: Clock | None = None, tmp: Path | None = None
+    config: dict[str, Any],
+    lines: list[dict[str, Any]] | str,
+    clock: Clock | None = None,
+    tmp: Path | None = None,
+    stdout: io.StringIO | None = None,
 ) -> TargetResult:
-    """One run; a user error (rejects over the allowance, an unknown stream) is returned, not raised."""
+    """One run; a user error (rejects over the allowance, an unknown stream) is returned, not raised.
+    `stdout`: where the STATE lines go (a test's own, to watch them as they are written)."""
     text = lines if isinstance(lines, str) else "".join(json.dumps(m, default=str) + "\n" for m in lines)
     if tmp is not None and "rejects_file" not in config:
         config = {**config, "rejects_file": str(tmp / "rejects.jsonl")}
-    out, err = io.StringIO(), io.StringIO()
+    out, err = stdout or io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(err)
     root = logging.getLogger()
     root.addHandler(handler)
