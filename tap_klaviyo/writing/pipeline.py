@@ -24,7 +24,7 @@ from tap_klaviyo.api.documents import encode_document
 from tap_klaviyo.writing.ledger import Ledger
 
 #: Rows waiting to be sent (held as they were read) before the reader waits for some to go.
-MAX_QUEUED_ROWS = 50_000
+MAX_QUEUED_ROWS = 20_000
 #: Compressed bytes of rows held for bulk jobs in flight (kept to name the rows a job reports as failed).
 MAX_HELD_BYTES = 64 * 1024 * 1024
 

@@ -79,12 +79,9 @@ def quoted(values: Iterable[str]) -> str:
     return "[" + ",".join(f'"{v}"' for v in values) + "]"
 
 
-def jsonable(value: Any) -> Any:
-    """The value with datetimes as ISO text (the SDK parses date-time fields of the input schema)."""
-    if isinstance(value, dict):
-        return {key: jsonable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [jsonable(item) for item in value]
-    if isinstance(value, datetime | date):
-        return iso(value)
-    return value
+def jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its date-times as ISO text (the SDK parses the input schema's top-level date-time fields, and
+    only those); a row without any is returned as it is, uncopied."""
+    if not any(isinstance(value, datetime | date) for value in row.values()):
+        return row
+    return {key: iso(value) if isinstance(value, datetime | date) else value for key, value in row.items()}
