@@ -88,15 +88,18 @@ class Lane:
             task = self.tasks.get()
             if task is None:
                 return
-            unit, function, args = task
-            if self.pipeline.failure is not None:
-                continue  # the run is ending: the unit stays open, so no STATE passes it
-            try:
-                function(*args)
-            except BaseException as exc:  # the reader raises it: a worker has nobody else to tell
-                self.pipeline.fail(exc)
-                continue
-            unit.part_done()
+            self.run(*task)
+            del task  # a worker waiting for its next task holds no rows of its last one
+
+    def run(self, unit: Unit, function: Callable[..., None], args: tuple[Any, ...]) -> None:
+        if self.pipeline.failure is not None:
+            return  # the run is ending: the unit stays open, so no STATE passes it
+        try:
+            function(*args)
+        except BaseException as exc:  # the reader raises it: a worker has nobody else to tell
+            self.pipeline.fail(exc)
+            return
+        unit.part_done()
 
     def stop(self) -> None:
         for _ in self.threads:

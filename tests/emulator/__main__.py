@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-jitter-ms", type=float, default=0.0)
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--empty", action="store_true", help="an empty account (to write into)")
+    parser.add_argument("--job-delay-s", type=float, default=2.0, help="seconds before a bulk job completes")
     args = parser.parse_args(argv)
     config = EmulatorConfig(
         host=args.host,
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,
         fault_rate=args.fault_rate,
+        empty=args.empty,
+        job_delay_s=args.job_delay_s,
     )
     stop = threading.Event()
 
