@@ -88,3 +88,14 @@ def test_schema_test_needs_no_credential_check_and_prints_every_schema(emulator:
     }
     assert not emulator.requests
     assert WRONG_KEY["api_key"] not in proc.stdout + proc.stderr
+
+
+def test_bad_settings_under_test_are_one_line_before_any_request(emulator: Emulator, tmp_path: Path) -> None:
+    """`--test` checks the settings as a sync does (the SDK calls it before `invoke`, outside its handler)."""
+    emulator.clear_log()
+    config = {**WRONG_KEY, "api_url": emulator.base_url, "start_date": "yesterday"}
+    proc = run_cli(["--test"], config, tmp_path, command="tap-klaviyo", env={"LOGLEVEL": "warning"})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [proc.stderr.strip()]
+    assert "start_date 'yesterday'" in proc.stderr
+    assert not emulator.requests
