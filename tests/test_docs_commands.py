@@ -189,3 +189,25 @@ def test_the_readme_names_every_setting() -> None:
     summary = readme[readme.index("## Settings") : readme.index("\n## ", readme.index("## Settings") + 1)]
     missing = [name for name in json.loads(about)["settings"]["properties"] if f"`{name}`" not in summary]
     assert not missing, missing
+
+
+def heading_anchors(text: str) -> set[str]:
+    """GitHub's anchors for a page's headings (outside code blocks): lower case, punctuation dropped."""
+    prose = FENCE.sub("", text)
+    titles = re.findall(r"^#{1,6} (.+)$", prose, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-") for title in titles}
+
+
+def test_every_link_between_the_pages_arrives() -> None:
+    """A link to a file of this repository names one that exists, and its #anchor a heading there."""
+    broken = []
+    for path in DOCS:
+        page = ROOT / path
+        for target in re.findall(r"\]\(([^)\s]+)\)", FENCE.sub("", page.read_text(encoding="utf-8"))):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            name, _, anchor = target.partition("#")
+            linked = (page.parent / name).resolve() if name else page
+            if not linked.exists() or (anchor and anchor not in heading_anchors(linked.read_text(encoding="utf-8"))):
+                broken.append(f"{path}: {target}")
+    assert not broken, broken
