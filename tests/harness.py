@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -91,6 +92,16 @@ def select_only(config: dict[str, Any], names: set[str]) -> dict[str, Any]:
             if item["breadcrumb"] == []:
                 item["metadata"]["selected"] = chosen
     return catalog
+
+
+#: The SDK's console format for an INFO record: a run's normal chatter, never its error.
+INFO_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \| INFO +\|")
+
+
+def lines_besides_info(stderr: str) -> list[str]:
+    """What a command said on stderr besides its INFO records: for a run refused by a problem the user must
+    fix, exactly one ERROR line."""
+    return [line for line in stderr.splitlines() if line.strip() and not INFO_RECORD.match(line)]
 
 
 def run_cli(

@@ -8,7 +8,6 @@ traceback, one ERROR line that names the problem and what to do, and the secret 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 
 from tap_klaviyo.tap import TapKlaviyo
 from tests.emulator import Emulator
-from tests.harness import run_cli
+from tests.harness import lines_besides_info, run_cli
 
 WRONG_KEY = {"api_key": "pk_this_is_a_secret_wrong_key_123456"}
 WRONG_OAUTH = {
@@ -29,8 +28,6 @@ SAYS = {
     "api_key": ("authentication failed", "Check api_key"),
     "oauth": ("OAuth token refresh failed", "check client_id"),
 }
-#: The SDK's console format for an INFO record: the run's normal chatter, never the error.
-INFO_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \| INFO +\|")
 ONE_PROFILE = (
     '{"type": "SCHEMA", "stream": "profile", "schema": {"properties": {"email": {"type": "string"}}}, '
     '"key_properties": []}\n{"type": "RECORD", "stream": "profile", "record": {"email": "a@example.com"}}\n'
@@ -65,7 +62,7 @@ def test_a_refused_credential_is_one_line(emulator: Emulator, tmp_path: Path, na
     credentials = WRONG_KEY if credential == "api_key" else WRONG_OAUTH
     # At the default level: the run's INFO chatter, and one line besides it, the ERROR.
     chatty = run(name, credentials, emulator, tmp_path, None)
-    besides_info = [line for line in chatty.stderr.splitlines() if line.strip() and not INFO_RECORD.match(line)]
+    besides_info = lines_besides_info(chatty.stderr)
     # As a platform's check runs it (the SDK's LOGLEVEL): stderr is that line alone.
     quiet = run(name, credentials, emulator, tmp_path, "warning")
     lines = [line for line in quiet.stderr.splitlines() if line.strip()]
