@@ -13,10 +13,6 @@ from tests.harness import lines_besides_info, run_cli
 SECRET_KEY = "pk_this_is_a_secret_wrong_key_123456"
 
 
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if "ERROR" in line or "CRITICAL" in line]
-
-
 def assert_one_clear_line(proc: Any, *needles: str) -> None:
     """A non-zero exit, and besides the INFO records one ERROR line naming the problem, no traceback."""
     assert proc.returncode != 0
