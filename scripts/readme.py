@@ -1,6 +1,8 @@
-"""Regenerate the README's settings and streams sections from the tap itself.
+"""Regenerate the documentation's generated tables from the commands themselves: the README's stream table,
+the tap's settings in docs/tap.md and the target's in docs/target.md (`--about --format=markdown`).
 
-`python scripts/readme.py` rewrites them; `--check` exits 1 when the README is stale (a test runs it).
+`python scripts/readme.py` rewrites them; `--check` exits 1 when one is stale (tests/test_docs_commands.py runs
+it as CONTRIBUTING.md gives it).
 """
 
 from __future__ import annotations
@@ -21,17 +23,21 @@ from tap_klaviyo.streams import STREAM_TYPES  # noqa: E402
 from tap_klaviyo.tap import TapKlaviyo  # noqa: E402
 
 README = ROOT / "README.md"
+TAP_DOC = ROOT / "docs" / "tap.md"
+TARGET_DOC = ROOT / "docs" / "target.md"
 
 
-def about_markdown() -> str:
+def about_markdown(command: str) -> str:
+    """`<command> --about --format=markdown`: the installed tap or target (the entry points stay where the
+    packages move)."""
     out = subprocess.run(
-        [sys.executable, "-m", "tap_klaviyo", "--about", "--format=markdown"],
+        [str(Path(sys.executable).parent / command), "--about", "--format=markdown"],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     ).stdout
-    # Nest the tool's headings under the README's "Settings" heading.
+    # Nest the tool's headings under the page's "Settings" heading.
     return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", out.strip(), flags=re.MULTILINE)
 
 
@@ -60,11 +66,20 @@ def streams_table() -> str:
     return "\n".join(rows)
 
 
-def render(text: str) -> str:
-    for marker, body in (("settings", about_markdown()), ("streams", streams_table())):
+def sections() -> dict[Path, list[tuple[str, str]]]:
+    """Per file: (marker, what goes between its start and end markers)."""
+    return {
+        README: [("streams", streams_table())],
+        TAP_DOC: [("settings", about_markdown("tap-klaviyo"))],
+        TARGET_DOC: [("target-settings", about_markdown("target-klaviyo"))],
+    }
+
+
+def render(path: Path, text: str, bodies: list[tuple[str, str]]) -> str:
+    for marker, body in bodies:
         pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", re.DOTALL)
         if not pattern.search(text):
-            msg = f"README.md lacks the {marker} markers"
+            msg = f"{path.relative_to(ROOT)} lacks the {marker} markers"
             raise SystemExit(msg)
         text = pattern.sub(partial(_fill, body), text)
     return text
@@ -78,14 +93,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    current = README.read_text(encoding="utf-8")
-    wanted = render(current)
-    if args.check:
-        if wanted != current:
-            print("README.md is stale: run python scripts/readme.py", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(wanted, encoding="utf-8")
+    stale = []
+    for path, bodies in sections().items():
+        current = path.read_text(encoding="utf-8")
+        wanted = render(path, current, bodies)
+        if wanted == current:
+            continue
+        if args.check:
+            stale.append(str(path.relative_to(ROOT)))
+        else:
+            path.write_text(wanted, encoding="utf-8")
+    if stale:
+        print(f"{', '.join(stale)} stale: run python scripts/readme.py", file=sys.stderr)
+        return 1
     return 0
 
 

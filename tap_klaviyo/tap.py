@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from functools import cached_property
 from typing import Any
 
 import click
 from singer_sdk import Stream, Tap
-from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
+from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
 from tap_klaviyo.api.clock import Clock
-from tap_klaviyo.api.errors import KlaviyoUserError, redact
+from tap_klaviyo.api.errors import one_line_on_user_error
 from tap_klaviyo.api.token_store import config_files_of_this_run, remember_config_files
 from tap_klaviyo.reading.bookmarks import quiet_null_value_notes
 from tap_klaviyo.reading.output import SingerOutput
@@ -92,11 +91,16 @@ class TapKlaviyo(Tap):
     @override
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Problems the user can fix end the run with one line, not a traceback."""
-        try:
+        with one_line_on_user_error(cls.logger):
             super().invoke(*args, **kwargs)
-        except (KlaviyoUserError, FatalAPIError) as exc:
-            cls.logger.error("%s", redact(str(exc)))
-            sys.exit(1)
+
+    @classmethod
+    @override
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test` (the check setup wizards and hosted platforms run first) runs in a click callback, outside
+        `invoke`: a bad key or bad settings end it with the same one line as a sync."""
+        with one_line_on_user_error(cls.logger):
+            super().cb_test(ctx, param, value)
 
 
 def held_back(stream: Stream) -> bool:

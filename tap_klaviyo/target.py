@@ -13,7 +13,6 @@ from singer_sdk import Sink, Target
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.exceptions import (
     ConfigValidationError,
-    FatalAPIError,
     InvalidInputLine,
     RecordsWithoutSchemaException,
 )
@@ -22,7 +21,7 @@ from typing_extensions import override
 
 from tap_klaviyo.api.client import AmbiguousWrite, KlaviyoClient
 from tap_klaviyo.api.clock import Clock
-from tap_klaviyo.api.errors import KlaviyoUserError, redact
+from tap_klaviyo.api.errors import KlaviyoUserError, one_line_on_user_error
 from tap_klaviyo.api.token_store import config_files_of_this_run
 from tap_klaviyo.sinks import SINK_TYPES
 from tap_klaviyo.writing.identity import ProfileIds
@@ -179,14 +178,12 @@ class TargetKlaviyo(Target):
     @override
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
         """Problems the user can fix end the run with one line, not a traceback."""
-        try:
-            super().invoke(*args, **kwargs)
-        except (KlaviyoUserError, FatalAPIError, JobFailed, AmbiguousWrite) as exc:
-            cls.logger.error("%s", redact(str(exc)))
-            sys.exit(1)
-        except (InvalidInputLine, RecordsWithoutSchemaException) as exc:
-            cls.logger.error("target-klaviyo: an input line is not a Singer message (%s); fix the input", exc)
-            sys.exit(1)
+        with one_line_on_user_error(cls.logger, JobFailed, AmbiguousWrite):
+            try:
+                super().invoke(*args, **kwargs)
+            except (InvalidInputLine, RecordsWithoutSchemaException) as exc:
+                cls.logger.error("target-klaviyo: an input line is not a Singer message (%s); fix the input", exc)
+                sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -93,6 +94,16 @@ def select_only(config: dict[str, Any], names: set[str]) -> dict[str, Any]:
     return catalog
 
 
+#: The SDK's console format for an INFO record: a run's normal chatter, never its error.
+INFO_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \| INFO +\|")
+
+
+def lines_besides_info(stderr: str) -> list[str]:
+    """What a command said on stderr besides its INFO records: for a run refused by a problem the user must
+    fix, exactly one ERROR line."""
+    return [line for line in stderr.splitlines() if line.strip() and not INFO_RECORD.match(line)]
+
+
 def run_cli(
     args: list[str],
     config: dict[str, Any] | None,
@@ -101,9 +112,13 @@ def run_cli(
     state: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 300,
+    command: str | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """The real command line in a subprocess: exit codes and exactly what a user would see."""
-    cmd = [sys.executable, "-m", "tap_klaviyo", *args]
+    """The real command line in a subprocess: exit codes and exactly what a user would see. `command`: an
+    installed console script (`tap-klaviyo`, `target-klaviyo`) instead of `python -m tap_klaviyo`."""
+    cmd = [str(Path(sys.executable).parent / command)] if command else [sys.executable, "-m", "tap_klaviyo"]
+    cmd += args
     if config is not None:
         config_file = tmp_path / "config.json"
         config_file.write_text(json.dumps(config))
@@ -114,7 +129,9 @@ def run_cli(
         cmd += ["--state", str(state_file)]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_")}
     full_env.update(env or {})
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT, check=False)
+    return subprocess.run(
+        cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT, check=False
+    )
 
 
 # Stream -> the emulator's resource type whose ids the stream must emit, all of them.

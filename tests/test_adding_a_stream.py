@@ -1,4 +1,4 @@
-"""The README's "Adding a stream" recipe, as written: its class, taken from the README, syncs from the emulator."""
+"""CONTRIBUTING.md's "Adding a stream" recipe, as written: its class, taken from that file, syncs from the emulator."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from tests.harness import ROOT, SyncResult, run_tap
 
 
 def recipe_class() -> type[KlaviyoStream]:
-    """The stream class of the README's recipe, from the README itself."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Adding a stream") :]
+    """The stream class of the recipe, from CONTRIBUTING.md itself."""
+    guide = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = guide[guide.index("## Adding a stream") :]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None
     namespace: dict[str, Any] = {"KlaviyoStream": KlaviyoStream}

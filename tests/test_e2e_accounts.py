@@ -1,6 +1,6 @@
-"""Many accounts at once, the Meltano way (README, "Orchestration and many accounts"): one extractor per
-account inheriting from `tap-klaviyo`, each with its own credentials (`TAP_KLAVIYO__<NAME>_...`) and its own
-state, their `meltano run`s started at the same time against two emulated accounts (different seeds, keys).
+"""Many accounts at once, the Meltano way (docs/meltano-and-orchestration.md, "Orchestration and many accounts"): one
+extractor per account inheriting from `tap-klaviyo`, each with its own credentials (`TAP_KLAVIYO__<NAME>_...`) and
+its own state, their `meltano run`s started at the same time against two emulated accounts (different seeds, keys).
 
 The project is this repository's meltano.yml with two inherited extractors appended, in a temporary
 directory (the user's meltano.yml is never edited); the tap is this clone, installed by path.

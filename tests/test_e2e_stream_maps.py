@@ -1,4 +1,4 @@
-"""Stream maps and schema flattening (the SDK's built-ins) on this tap's records: the README's example.
+"""Stream maps and schema flattening (the SDK's built-ins) on this tap's records: the example of docs/tap.md.
 
 Runs in this process against the emulator (no Meltano needed): the same settings work in meltano.yml.
 """
@@ -14,7 +14,7 @@ from tests.harness import SyncResult, run_tap, select_only
 
 STREAMS = {"profile", "event", "metric", "tag", "list"}
 
-# The README's "Stream maps" example, as a tap config.
+# The "Stream maps" example of docs/tap.md, as a tap config.
 MAPS: dict[str, Any] = {
     "stream_maps": {
         # Pseudonymise: hash the e-mail address, drop the phone number.

@@ -8,21 +8,19 @@ from typing import Any
 import pytest
 
 from tests.emulator import DEMO_API_KEY, Emulator
-from tests.harness import run_cli
+from tests.harness import lines_besides_info, run_cli
 
 SECRET_KEY = "pk_this_is_a_secret_wrong_key_123456"
 
 
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if "ERROR" in line or "CRITICAL" in line]
-
-
 def assert_one_clear_line(proc: Any, *needles: str) -> None:
+    """A non-zero exit, and besides the INFO records one ERROR line naming the problem, no traceback."""
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    text = proc.stderr
+    (line,) = lines_besides_info(proc.stderr)
+    assert "| ERROR" in line
     for needle in needles:
-        assert needle in text, (needle, text[-2000:])
+        assert needle in line, (needle, line)
 
 
 def test_wrong_key_fails_in_one_line(emulator: Emulator, tmp_path: Path) -> None:

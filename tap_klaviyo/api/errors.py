@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 from tap_klaviyo.api import spec
 
@@ -53,6 +57,22 @@ class ThrottledError(RetriableAPIError):
 
 class RateLimitExhausted(FatalAPIError):
     """Klaviyo asked for a wait longer than a run should sleep (a daily cap)."""
+
+
+@contextmanager
+def one_line_on_user_error(logger: logging.Logger, *more: type[Exception]) -> Iterator[None]:
+    """A command's end when the user must act (bad settings, a refused key, a missing scope, a fatal answer, or
+    one of `more`): one ERROR line per problem and exit code 1, never a traceback, never a secret."""
+    refused: tuple[type[Exception], ...] = (KlaviyoUserError, FatalAPIError, *more)
+    try:
+        yield
+    except ConfigValidationError as exc:
+        for problem in exc.errors or [str(exc)]:
+            logger.error("%s", redact(str(problem)))
+        sys.exit(1)
+    except refused as exc:
+        logger.error("%s", redact(str(exc)))
+        sys.exit(1)
 
 
 def klaviyo_detail(body: Any) -> str:

@@ -3,7 +3,8 @@
 The SDK's msgspec writer writes and flushes stdout for every message: a system call per record, and on a
 threaded tap a chance for every other thread to take the GIL. Here lines collect in a buffer that is written
 out every 64 KB, at each STATE message (flushed at once, so a target never sees a STATE before the records
-it covers) and at least every second. A run that dies loses only records after its last STATE, which the
+it covers), at each SCHEMA message (`--test=schema` writes only those, and ends without the run's end) and at
+least every second. A run that dies loses only records after its last STATE, which the
 next run reads again.
 
 ACTIVATE_VERSION goes out when a stream's full read is complete, not when it begins (`full_reads`): the SDK
@@ -18,7 +19,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
-from singer_sdk.singerlib.encoding.simple import ActivateVersionMessage, Message, RecordMessage, StateMessage
+from singer_sdk.singerlib.encoding.simple import (
+    ActivateVersionMessage,
+    Message,
+    RecordMessage,
+    SchemaMessage,
+    StateMessage,
+)
 
 CHUNK_BYTES = 64 * 1024
 #: Records written more than this long ago go out even without a STATE (a live target sees progress).
@@ -77,6 +84,9 @@ class SingerOutput(MsgSpecWriter):
             self.write_record(message)
             return
         self._pending += self.format_message(message)
+        if isinstance(message, SchemaMessage):
+            self.flush()
+            return
         self._after_write()
 
     def write_record(self, message: RecordMessage) -> None:
