@@ -78,13 +78,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import write_case  # noqa: E402
-from tap_klaviyo.api import spec  # noqa: E402
+from klaviyo_core import spec  # noqa: E402
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig  # noqa: E402
+from klaviyo_emulator.api import fixed_page_size  # noqa: E402
+from klaviyo_emulator.data import SIZES, AccountData, SizeSpec  # noqa: E402
+from klaviyo_emulator.records import micros  # noqa: E402
+from klaviyo_emulator.spec import get_spec  # noqa: E402
 from tap_klaviyo.streams.flows import MESSAGELESS_ACTIONS  # noqa: E402
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig  # noqa: E402
-from tests.emulator.api import fixed_page_size  # noqa: E402
-from tests.emulator.data import SIZES, AccountData, SizeSpec  # noqa: E402
-from tests.emulator.records import micros  # noqa: E402
-from tests.emulator.spec import get_spec  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from models import time_models  # noqa: E402
@@ -269,7 +269,7 @@ def large_plan(account: AccountData, start: datetime) -> dict[str, tuple[int, st
 
 #: The xlarge account of issue 22: 1,000,000 profiles, 10,000,000 events over the default history, 20 lists
 #: (the first with a fifth of the profiles, the last empty, the others 1-6 %); profiles and memberships are
-#: computed from their index (tests/emulator/lazy.py), so the emulator builds it in seconds.
+#: computed from their index (klaviyo_emulator/lazy.py), so the emulator builds it in seconds.
 XLARGE = SizeSpec(1_000_000, 10_000_000, 20, 2, 50, 200, 60, 210, 4, lazy=True)
 XLARGE_STREAMS = ("event", "profile", "profile_list")
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 
 PROFILE_ROWS_PER_JOB = 10_000
 EVENTS_PER_CALL = 1_000

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.emulator import DEMO_API_KEY, AccountData, Emulator, EmulatorConfig  # noqa: E402
+from klaviyo_emulator import DEMO_API_KEY, AccountData, Emulator, EmulatorConfig  # noqa: E402
 
 NEW_EVENTS = 25  # per run after the first
 

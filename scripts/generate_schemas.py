@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tap_klaviyo.api import spec
+from klaviyo_core import spec
 from tap_klaviyo.reading.stream import SCHEMAS_DIR
 from tap_klaviyo.streams import STREAM_TYPES
 

@@ -6,7 +6,7 @@
    target-duckdb into theirs (`.meltano/extractors`, `.meltano/loaders`), as pinned in meltano.yml.
 2. With credentials (`TAP_KLAVIYO_API_KEY`, or OAuth's `TAP_KLAVIYO_REFRESH_TOKEN` and client, in the
    environment or in Meltano's `.env`) it syncs that account into `output/klaviyo_account.duckdb`.
-   Without them it starts the bundled demo account (the Klaviyo emulator of tests/emulator) on a free local
+   Without them it starts the bundled demo account (the Klaviyo emulator of klaviyo_emulator) on a free local
    port, runs Meltano's `demo` environment against it into `output/demo.duckdb`, and stops it; every demo
    run after the first finds new activity in the account (scripts/demo_account.py).
    Either way the first run reads all history and later runs are incremental: Meltano keeps the state in its

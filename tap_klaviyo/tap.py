@@ -10,9 +10,9 @@ from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
 from typing_extensions import override
 
-from tap_klaviyo.api.clock import Clock
-from tap_klaviyo.api.errors import one_line_on_user_error
-from tap_klaviyo.api.token_store import config_files_of_this_run, remember_config_files
+from klaviyo_core.clock import Clock
+from klaviyo_core.errors import one_line_on_user_error
+from klaviyo_core.token_store import config_files_of_this_run, remember_config_files
 from tap_klaviyo.reading.bookmarks import quiet_null_value_notes
 from tap_klaviyo.reading.output import SingerOutput
 from tap_klaviyo.reading.progress import quiet_logger

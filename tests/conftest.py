@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 
 
 @pytest.fixture(scope="session")

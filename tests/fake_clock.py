@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from unittest import mock
 
-from tap_klaviyo.api.clock import Clock
+from klaviyo_core.clock import Clock
 
 
 class FakeClock(Clock):

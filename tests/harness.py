@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tap_klaviyo.api.clock import Clock
+from klaviyo_core.clock import Clock
 from tap_klaviyo.tap import TapKlaviyo
 from tests.fake_clock import backoff_on
 

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.emulator import DEMO_API_KEY, Emulator
+from klaviyo_emulator import DEMO_API_KEY, Emulator
 from tests.harness import ROOT, SyncResult, run_tap
 
 sys.path.insert(0, str(ROOT / "scripts"))

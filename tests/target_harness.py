@@ -12,9 +12,9 @@ from typing import Any
 
 from singer_sdk.exceptions import FatalAPIError
 
-from tap_klaviyo.api.clock import Clock
-from tap_klaviyo.api.errors import KlaviyoUserError
-from tap_klaviyo.target import TargetKlaviyo
+from klaviyo_core.clock import Clock
+from klaviyo_core.errors import KlaviyoUserError
+from target_klaviyo.target import TargetKlaviyo
 from tests.fake_clock import backoff_on
 
 LIST_MEMBER_SCHEMA = {

@@ -9,10 +9,10 @@ import jsonschema
 from singer_sdk import Stream
 from typing_extensions import override
 
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tap_klaviyo.reading.stream import KlaviyoStream
 from tap_klaviyo.tap import TapKlaviyo
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import ROOT, SyncResult, run_tap
 
 

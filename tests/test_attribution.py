@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import requests
 
+from klaviyo_emulator import DEMO_API_KEY, Emulator
+from klaviyo_emulator.schema_check import response_errors
 from tap_klaviyo.reading import windows
 from tests.conftest import config_for
-from tests.emulator import DEMO_API_KEY, Emulator
-from tests.emulator.schema_check import response_errors
 from tests.harness import SyncResult, run_tap, select_only
 
 #: Column of the record <- relationship of Klaviyo's attribution resource.

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from klaviyo_emulator import Emulator
 from tap_klaviyo.tap import TapKlaviyo
-from tests.emulator import Emulator
 from tests.harness import lines_besides_info, run_cli
 
 WRONG_KEY = {"api_key": "pk_this_is_a_secret_wrong_key_123456"}

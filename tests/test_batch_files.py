@@ -14,9 +14,9 @@ import pytest
 from singer_sdk.contrib.batch_encoder_jsonl import JSONLinesBatcher
 from singer_sdk.helpers._batch import BatchConfig
 
+from klaviyo_emulator import Emulator
 from tap_klaviyo.reading.batch_files import FastJsonLinesBatcher, fast_encoder_installed
 from tests.conftest import config_for
-from tests.emulator import Emulator
 from tests.harness import SyncResult, run_tap, select_only
 
 STREAMS = {"event", "profile", "list", "profile_list"}

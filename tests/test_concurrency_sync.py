@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tap_klaviyo.reading import progress
 from tap_klaviyo.reading.stream import KlaviyoStream
 from tap_klaviyo.tap import TapKlaviyo
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import SyncResult, run_cli, run_tap
 
 #: Report values accrue until now: two runs agree on their keys, not their numbers.

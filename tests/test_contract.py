@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tap_klaviyo.api import spec
-from tests.emulator.contract import validate_request
+from klaviyo_core import spec
+from klaviyo_emulator.contract import validate_request
 
 
 def test_every_request_is_allowed_by_the_spec(full_sync: tuple[Any, list[Any]]) -> None:

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from klaviyo_emulator import Emulator
 from tap_klaviyo.tap import TapKlaviyo
 from tests.conftest import config_for
-from tests.emulator import Emulator
 from tests.harness import SyncResult, run_tap
 
 #: Streams that never lose rows (or are read a slice at a time): never told to drop anything.

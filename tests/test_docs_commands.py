@@ -57,7 +57,7 @@ NOT_OFFLINE = {
     ),
 }
 #: A block's first line -> what it prints once it is up; it serves until Ctrl-C.
-SERVES = {".venv/bin/python -m tests.emulator --size demo": "Klaviyo emulator on http://127.0.0.1:"}
+SERVES = {".venv/bin/python -m klaviyo_emulator --size demo": "Klaviyo emulator on http://127.0.0.1:"}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulator import Emulator, EmulatorConfig
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tests.harness import ROOT
 from tests.meltano_e2e import Meltano, meltano_for_tests
 

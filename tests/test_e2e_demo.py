@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulator.data import SIZES
+from klaviyo_emulator.data import SIZES
 from tests.harness import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulator import Emulator, EmulatorConfig
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tests.meltano_e2e import (
     Meltano,
     assert_second_run_adds_only_new,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator import AccountData, Emulator, EmulatorConfig
+from klaviyo_emulator import AccountData, Emulator, EmulatorConfig
 from tests.meltano_e2e import Meltano, Postgres, meltano_for_tests, postgres_or_skip, tap_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]

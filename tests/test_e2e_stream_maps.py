@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from klaviyo_emulator import Emulator
 from tests.conftest import config_for
-from tests.emulator import Emulator
 from tests.harness import SyncResult, run_tap, select_only
 
 STREAMS = {"profile", "event", "metric", "tag", "list"}

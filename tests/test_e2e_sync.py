@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulator import Emulator, EmulatorConfig
-from tests.emulator.data import SIZES
+from klaviyo_emulator import Emulator, EmulatorConfig
+from klaviyo_emulator.data import SIZES
 from tests.harness import ROOT
 from tests.meltano_e2e import Meltano, duckdb_query, meltano_for_tests, mutate_account, sync_script, tap_env
 

@@ -1,4 +1,4 @@
-"""Tests of the offline Klaviyo API emulator (tests/emulator): shapes, rules, limits, faults, data."""
+"""Tests of the offline Klaviyo API emulator (klaviyo_emulator): shapes, rules, limits, faults, data."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `tests` has no __init__.py: make `tests.emulator` importable
+if str(REPO) not in sys.path:  # `tests` has no __init__.py: make `klaviyo_emulator` importable
     sys.path.insert(0, str(REPO))
 
-from tests.emulator import (  # noqa: E402
+from klaviyo_emulator import (  # noqa: E402
     DEMO_API_KEY,
     AccountData,
     Emulator,
@@ -30,10 +30,10 @@ from tests.emulator import (  # noqa: E402
     match_operation,
     validate_request,
 )
-from tests.emulator.filters import FilterError, parse_filter  # noqa: E402
-from tests.emulator.ratelimit import RateLimiter  # noqa: E402
-from tests.emulator.schema_check import response_errors  # noqa: E402
-from tests.emulator.spec import RateLimit, get_spec, parse_allowed_text  # noqa: E402
+from klaviyo_emulator.filters import FilterError, parse_filter  # noqa: E402
+from klaviyo_emulator.ratelimit import RateLimiter  # noqa: E402
+from klaviyo_emulator.schema_check import response_errors  # noqa: E402
+from klaviyo_emulator.spec import RateLimit, get_spec, parse_allowed_text  # noqa: E402
 
 REVISION = "2026-07-15"
 HEADERS = {"Authorization": f"Klaviyo-API-Key {DEMO_API_KEY}", "revision": REVISION}
@@ -893,7 +893,7 @@ def test_stop_leaves_no_threads_and_command_line_works():
     s.close()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.emulator", "--port", "0", "--size", "tiny"],
+        [sys.executable, "-m", "klaviyo_emulator", "--port", "0", "--size", "tiny"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
-from tests.emulator.data import SIZES, AccountData, SizeSpec
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
+from klaviyo_emulator.data import SIZES, AccountData, SizeSpec
 
 SIZES.setdefault("lazy-small", SizeSpec(900, 3_000, 5, 3, 6, 15, 12, 0, 1, lazy=True))
 HEADERS = {"Authorization": f"Klaviyo-API-Key {DEMO_API_KEY}", "revision": "2026-07-15"}

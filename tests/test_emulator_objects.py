@@ -16,12 +16,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig  # noqa: E402
-from tests.emulator.contract import validate_request  # noqa: E402
-from tests.emulator.ratelimit import RateLimiter  # noqa: E402
-from tests.emulator.records import Rec  # noqa: E402
-from tests.emulator.schema_check import response_errors  # noqa: E402
-from tests.emulator.spec import get_spec  # noqa: E402
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig  # noqa: E402
+from klaviyo_emulator.contract import validate_request  # noqa: E402
+from klaviyo_emulator.ratelimit import RateLimiter  # noqa: E402
+from klaviyo_emulator.records import Rec  # noqa: E402
+from klaviyo_emulator.schema_check import response_errors  # noqa: E402
+from klaviyo_emulator.spec import get_spec  # noqa: E402
 from tests.fake_clock import FakeClock  # noqa: E402
 from tests.harness import run_tap, select_only  # noqa: E402
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator import DEMO_API_KEY, Emulator
+from klaviyo_emulator import DEMO_API_KEY, Emulator
 from tests.harness import lines_besides_info, run_cli
 
 SECRET_KEY = "pk_this_is_a_secret_wrong_key_123456"

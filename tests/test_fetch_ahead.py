@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from klaviyo_emulator import Emulator
 from tap_klaviyo.streams.events import EventStream
 from tap_klaviyo.tap import TapKlaviyo
 from tests.conftest import config_for
-from tests.emulator import Emulator
 from tests.harness import SyncResult, missing_records, select_only
 
 STREAMS = {"event", "profile", "list", "profile_list"}

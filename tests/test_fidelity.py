@@ -13,10 +13,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tap_klaviyo.api import spec
+from klaviyo_core import spec
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tap_klaviyo.reading.drift import DEEP_EVERY, DriftCheck
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import ROOT, run_tap, select_only
 
 DRIFT = "which the stream's schema does not declare"

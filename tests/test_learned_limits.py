@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import missing_records, run_tap, select_only
 
 #: The streams with many requests on tight endpoints (campaign children are 10/s, 150/min published: 2/s here).
@@ -44,7 +44,7 @@ def test_headers_carry_the_accounts_limits(reduced: Emulator) -> None:
     """What the tap learns from: the scaled steady limit, what is left of it, and seconds to its reset."""
     import requests
 
-    from tests.emulator import DEMO_API_KEY
+    from klaviyo_emulator import DEMO_API_KEY
 
     reply = requests.get(
         f"{reduced.base_url}/api/profiles",

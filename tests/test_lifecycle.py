@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from tap_klaviyo.api.timestamps import parse_utc
+from klaviyo_core.timestamps import parse_utc
+from klaviyo_emulator import Emulator, EmulatorConfig, ForcedResponse
 from tap_klaviyo.reading import progress
 from tap_klaviyo.tap import TapKlaviyo
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig, ForcedResponse
 from tests.harness import SyncResult, run_cli, select_only
 
 

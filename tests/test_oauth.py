@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tap_klaviyo.api.token_store import RefreshTokenStore, source_file, write_refresh_token
-from tests.emulator import Emulator
+from klaviyo_core.token_store import RefreshTokenStore, source_file, write_refresh_token
+from klaviyo_emulator import Emulator
 from tests.harness import ROOT, run_cli, run_tap, select_only
 
 

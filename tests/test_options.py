@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from klaviyo_emulator import Emulator
 from tests.conftest import config_for
-from tests.emulator import Emulator
 from tests.harness import run_tap, select_only
 
 

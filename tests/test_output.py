@@ -8,8 +8,8 @@ import pytest
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib.encoding.simple import RecordMessage
 
+from klaviyo_emulator import Emulator
 from tests.conftest import config_for
-from tests.emulator import Emulator
 from tests.harness import run_tap, select_only
 
 

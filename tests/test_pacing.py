@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tap_klaviyo.api.pacing import (
+from klaviyo_core.pacing import (
     BURST_WINDOW_S,
     EDGE_S,
     FIXED_WINDOW_S,
@@ -101,7 +101,7 @@ def test_threads_share_one_limiter() -> None:
 def test_quota_headers_pause_the_endpoint_until_reset() -> None:
     import requests
 
-    from tap_klaviyo.api.pacing import respect_quota_headers
+    from klaviyo_core.pacing import respect_quota_headers
 
     clock = FakeClock()
     limiter = Limiter("GET /api/lists", burst=75, steady=750, clock=clock, sleep=clock.sleep)
@@ -131,7 +131,7 @@ def quota_response(limit: str | None, remaining: str | None, reset: str | None) 
 
 def test_limiter_adopts_the_limit_klaviyo_reports() -> None:
     """An account at a fifth of the published 75/s, 750/min: the limiter paces at 15/s and 150/min."""
-    from tap_klaviyo.api.pacing import respect_quota_headers
+    from klaviyo_core.pacing import respect_quota_headers
 
     clock = FakeClock()
     limiter = Limiter("GET /api/profiles", burst=75, steady=750, clock=clock, sleep=clock.sleep)
@@ -152,7 +152,7 @@ def test_limiter_adopts_the_limit_klaviyo_reports() -> None:
 
 def test_a_new_fixed_window_opens_at_once_where_a_sliding_minute_would_wait() -> None:
     """60 a minute, spent in the first 20 s of the run; the server says its window ends at 40 s."""
-    from tap_klaviyo.api.pacing import respect_quota_headers
+    from klaviyo_core.pacing import respect_quota_headers
 
     clock = FakeClock()
     limiter = Limiter("GET /api/flow-actions/{id}/flow-messages", burst=3, steady=60, clock=clock, sleep=clock.sleep)
@@ -169,7 +169,7 @@ def test_a_new_fixed_window_opens_at_once_where_a_sliding_minute_would_wait() ->
 
 def test_remaining_caps_the_window_less_what_left_after_the_reporting_request() -> None:
     """Another app spent most of the minute: 5 left, and 2 of ours left after the request that was told."""
-    from tap_klaviyo.api.pacing import respect_quota_headers
+    from klaviyo_core.pacing import respect_quota_headers
 
     clock = FakeClock()
     limiter = Limiter("GET /api/lists", burst=75, steady=750, clock=clock, sleep=clock.sleep)
@@ -187,7 +187,7 @@ def test_remaining_caps_the_window_less_what_left_after_the_reporting_request() 
 
 
 def test_first_response_teaches_the_other_endpoints_the_accounts_ratio() -> None:
-    from tap_klaviyo.api.pacing import Pacer, respect_quota_headers
+    from klaviyo_core.pacing import Pacer, respect_quota_headers
     from tests.fake_clock import FakeClock as RunClock
 
     pacer = Pacer(clock=RunClock())
@@ -275,7 +275,7 @@ def test_slots_never_let_more_than_their_size_on_the_wire() -> None:
 
 def test_a_new_windows_first_answer_replaces_the_count_near_its_opening() -> None:
     """Requests sent just before a window opened may count in it; the new window's first answer says."""
-    from tap_klaviyo.api.pacing import respect_quota_headers
+    from klaviyo_core.pacing import respect_quota_headers
 
     clock = FakeClock()
     limiter = Limiter("GET /api/lists", burst=100, steady=10, clock=clock, sleep=clock.sleep)
@@ -296,7 +296,7 @@ def test_a_new_windows_first_answer_replaces_the_count_near_its_opening() -> Non
 def test_answers_that_count_a_burst_mate_sent_after_them_do_not_shrink_the_window() -> None:
     """Three requests sent together, all counted by the server before it answered the first: the window's
     answers disagree by one about who spent what, and the limiter neither overspends nor gives up the window."""
-    from tap_klaviyo.api.pacing import respect_quota_headers
+    from klaviyo_core.pacing import respect_quota_headers
 
     clock = FakeClock()
     limiter = Limiter("GET /api/lists", burst=100, steady=10, clock=clock, sleep=clock.sleep)

@@ -27,9 +27,9 @@ import pytest
 import yaml
 
 import tap_klaviyo
+from klaviyo_emulator import Emulator
 from tap_klaviyo.tap import TapKlaviyo
 from tests.conftest import config_for
-from tests.emulator import Emulator
 from tests.harness import ROOT, SyncResult, missing_records
 from tests.meltano_e2e import clean_env, e2e_required, e2e_settings, meltano_exe, tap_env
 
@@ -126,7 +126,7 @@ def test_sdist_and_wheel_hold_the_whole_package(dist: Dist) -> None:
         entry_points = wheel.read(f"{info}/entry_points.txt").decode()
     missing = package_files() - names
     assert not missing, f"left out of the wheel: {sorted(missing)}"
-    assert "tap_klaviyo/openapi/LICENSE" in names and "tap_klaviyo/schemas/event.json" in names
+    assert "klaviyo_core/openapi/LICENSE" in names and "tap_klaviyo/schemas/event.json" in names
     assert metadata["Name"] == DIST
     assert metadata["Version"] == tap_klaviyo.__version__
     assert metadata["License-Expression"] == "Apache-2.0 AND MIT"

@@ -16,8 +16,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import SyncResult, run_tap, select_only
 
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"

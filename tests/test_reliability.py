@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
+from klaviyo_emulator.server import ForcedResponse
 from tests.conftest import config_for
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
-from tests.emulator.server import ForcedResponse
 from tests.fake_clock import FakeClock
 from tests.harness import ROOT, missing_records, run_cli, run_tap, select_only
 

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_klaviyo.api import pacing
+from klaviyo_core import pacing
+from klaviyo_emulator import Emulator, EmulatorConfig
+from klaviyo_emulator import reports as emulator_reports
+from klaviyo_emulator.server import ForcedResponse, RequestLogEntry
 from tap_klaviyo.reading.settings import settings_errors
 from tap_klaviyo.reading.stream import KlaviyoStream
 from tap_klaviyo.tap import TapKlaviyo
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig
-from tests.emulator import reports as emulator_reports
-from tests.emulator.server import ForcedResponse, RequestLogEntry
 from tests.fake_clock import FakeClock
 from tests.harness import SyncResult, run_tap, select_only
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import ROOT, select_only
 
 pytestmark = [pytest.mark.realtime, pytest.mark.timeout(420)]

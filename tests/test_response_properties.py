@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-from tap_klaviyo.api.spec import load_spec
+from klaviyo_core.spec import load_spec
 from tap_klaviyo.reading.query import spec_template
 from tap_klaviyo.reading.stream import KlaviyoStream
 from tap_klaviyo.streams.reports import ReportStream

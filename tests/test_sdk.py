@@ -6,8 +6,8 @@ import atexit
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 from tap_klaviyo.tap import TapKlaviyo
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 
 # The SDK builds its test class at import time, so the account is served from import time too.
 _EMULATOR = Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0))

@@ -1,4 +1,4 @@
-"""A full sync against an account whose answers vary as real Klaviyo's do (tests/emulator/variance.py).
+"""A full sync against an account whose answers vary as real Klaviyo's do (klaviyo_emulator/variance.py).
 
 Attributes the spec leaves optional are missing, nullable ones null (replication keys included), fields and enum
 values the spec does not list appear, relationships are missing, null or partial, `attributes` is null or
@@ -14,9 +14,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tap_klaviyo.api.timestamps import parse_utc
+from klaviyo_core.timestamps import parse_utc
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import ID_STREAMS, SyncResult, membership_rows, run_tap, select_only
 
 RATE = 0.3

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tap_klaviyo.reading import windows
 from tap_klaviyo.reading.spool import Spool
 from tap_klaviyo.streams.events import EventStream
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import SyncResult, run_tap, select_only
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from klaviyo_emulator import Emulator
 from tests.conftest import config_for
-from tests.emulator import Emulator
 from tests.harness import run_tap, select_only
 
 
@@ -79,6 +79,6 @@ def test_start_and_end_date_bound_events(fresh_emulator: Emulator) -> None:
 
 def test_state_never_holds_a_secret(full_sync: tuple[Any, list[Any]]) -> None:
     result, _ = full_sync
-    from tests.emulator import DEMO_API_KEY
+    from klaviyo_emulator import DEMO_API_KEY
 
     assert DEMO_API_KEY not in result.stdout + result.stderr

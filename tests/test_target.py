@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig, ForcedResponse
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig, ForcedResponse
 from tests.fake_clock import FakeClock
 from tests.target_harness import LIST_MEMBER_SCHEMA, messages, run_target
 
@@ -301,7 +301,7 @@ def test_limits_at_a_fifth_are_kept(tmp_path: Path) -> None:
 def test_bad_settings_are_one_line_each(settings: dict[str, Any], message: str) -> None:
     from singer_sdk.exceptions import ConfigValidationError
 
-    from tap_klaviyo.target import TargetKlaviyo
+    from target_klaviyo.target import TargetKlaviyo
 
     base = {"api_key": "pk_secret_value", "api_url": "http://127.0.0.1:9"}
     with pytest.raises(ConfigValidationError) as raised:

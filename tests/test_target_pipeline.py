@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-import tap_klaviyo.target
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig, ForcedResponse
+import target_klaviyo.target
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig, ForcedResponse
 from tests.fake_clock import FakeClock
 from tests.target_harness import LIST_MEMBER_SCHEMA, messages, run_target
 
@@ -139,7 +139,7 @@ def test_state_never_passes_a_row_whose_job_later_reports_an_import_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A STATE after an invalid row is written only once that row's job is complete and its error read."""
-    monkeypatch.setattr(tap_klaviyo.target, "STATE_EVERY_S", 0.0)  # a STATE line at every release
+    monkeypatch.setattr(target_klaviyo.target, "STATE_EVERY_S", 0.0)  # a STATE line at every release
     clock = FakeClock()
     rejects = tmp_path / "rejects.jsonl"
     with Emulator(EmulatorConfig(empty=True, rate_limit_scale=0.0), clock=clock.monotonic) as emu:
@@ -175,7 +175,7 @@ def test_a_run_killed_with_jobs_in_flight_resumes_from_its_last_state(
 ) -> None:
     """Killed after its first STATE line (every request refused from then on, calls and jobs in flight), then
     resumed from the last STATE it wrote: every row is in Klaviyo once."""
-    monkeypatch.setattr(tap_klaviyo.target, "STATE_EVERY_S", 0.0)  # a STATE line at every release
+    monkeypatch.setattr(target_klaviyo.target, "STATE_EVERY_S", 0.0)  # a STATE line at every release
     clock = FakeClock()
     with Emulator(EmulatorConfig(empty=True, rate_limit_scale=0.0, job_delay_s=3.0), clock=clock.monotonic) as emu:
         lines: list[dict[str, Any]] = []

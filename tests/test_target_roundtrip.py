@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 from tests.fake_clock import FakeClock
 from tests.harness import SyncResult, run_tap, select_only
 from tests.target_harness import LIST_MEMBER_SCHEMA, TargetResult, messages, run_target

@@ -22,9 +22,9 @@ from singer_sdk.testing.target_tests import (
 )
 from singer_sdk.testing.templates import TargetFileTestTemplate
 
-from tap_klaviyo.sinks import SINK_TYPES
-from tap_klaviyo.target import TargetKlaviyo
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
+from target_klaviyo.sinks import SINK_TYPES
+from target_klaviyo.target import TargetKlaviyo
 from tests.target_harness import run_target
 
 FIXTURES = Path(__file__).parent / "fixtures" / "target"

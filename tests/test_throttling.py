@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from singer_sdk.exceptions import FatalAPIError
 
+from klaviyo_emulator import Emulator
+from klaviyo_emulator.server import ForcedResponse
 from tests.conftest import config_for
-from tests.emulator import Emulator
-from tests.emulator.server import ForcedResponse
 from tests.fake_clock import FakeClock
 from tests.harness import run_cli, run_tap, select_only
 

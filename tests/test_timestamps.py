@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tap_klaviyo.api.timestamps import normalize_timestamp, parse_utc, utc_iso
+from klaviyo_core.timestamps import normalize_timestamp, parse_utc, utc_iso
+from klaviyo_emulator import Emulator, EmulatorConfig, ForcedResponse
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig, ForcedResponse
 from tests.harness import SyncResult, run_cli, select_only
 
 UTC = timezone.utc

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_klaviyo.api import spec
+from klaviyo_core import spec
 from tap_klaviyo.reading.query import spec_template
 from tap_klaviyo.reading.stream import KlaviyoStream
 

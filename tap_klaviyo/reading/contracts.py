@@ -10,8 +10,8 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from tap_klaviyo.api.pacing import Pacer
-from tap_klaviyo.api.spec import Endpoint
+from klaviyo_core.pacing import Pacer
+from klaviyo_core.spec import Endpoint
 from tap_klaviyo.reading.concurrency import Budget
 from tap_klaviyo.reading.pagination import ApiPage
 from tap_klaviyo.reading.progress import RunStats

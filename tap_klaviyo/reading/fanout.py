@@ -24,8 +24,8 @@ from typing import Any, cast
 
 import msgspec
 
-from tap_klaviyo.api.documents import id_text, linkages
-from tap_klaviyo.api.pacing import TIGHT_STEADY_LIMIT
+from klaviyo_core.documents import id_text, linkages
+from klaviyo_core.pacing import TIGHT_STEADY_LIMIT
 from tap_klaviyo.reading.concurrency import Prefetch
 from tap_klaviyo.reading.contracts import PageSource
 from tap_klaviyo.reading.spool import Page

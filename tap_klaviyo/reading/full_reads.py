@@ -22,7 +22,7 @@ from singer_sdk.helpers.types import Context
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE, REPLICATION_INCREMENTAL
 from typing_extensions import override
 
-from tap_klaviyo.api.timestamps import parse_utc
+from klaviyo_core.timestamps import parse_utc
 from tap_klaviyo.reading.output import SingerOutput
 from tap_klaviyo.reading.settings import FULL_READ_DEFAULTS, parse_date_setting
 

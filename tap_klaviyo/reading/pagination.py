@@ -11,7 +11,7 @@ from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.pagination import BaseHATEOASPaginator
 from typing_extensions import override
 
-from tap_klaviyo.api.documents import next_link
+from klaviyo_core.documents import next_link
 
 
 @dataclass(frozen=True)

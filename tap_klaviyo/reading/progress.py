@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from tap_klaviyo.api.timestamps import parse_utc
+from klaviyo_core.timestamps import parse_utc
 
 PROGRESS_INTERVAL_S = 30.0
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tap_klaviyo.api import spec
-from tap_klaviyo.api.timestamps import parse_utc, utc_iso
+from klaviyo_core import spec
+from klaviyo_core.timestamps import parse_utc, utc_iso
 
 WINDOW_START = "window_start"
 WINDOW_END = "window_end"

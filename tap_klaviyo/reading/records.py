@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tap_klaviyo.api.documents import LeanResource, linked_id
-from tap_klaviyo.api.timestamps import normalize_timestamp
+from klaviyo_core.documents import LeanResource, linked_id
+from klaviyo_core.timestamps import normalize_timestamp
 
 
 class RecordShape:

@@ -14,9 +14,9 @@ from singer_sdk import RESTStream
 from singer_sdk.helpers.types import RequestFunc
 from typing_extensions import override
 
-from tap_klaviyo.api import spec
-from tap_klaviyo.api.errors import redact
-from tap_klaviyo.api.retry import RetryPolicy, log_retry
+from klaviyo_core import spec
+from klaviyo_core.errors import redact
+from klaviyo_core.retry import RetryPolicy, log_retry
 from tap_klaviyo.reading.progress import RunStats
 from tap_klaviyo.reading.run import KlaviyoRun
 

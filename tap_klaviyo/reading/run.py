@@ -27,11 +27,11 @@ from typing import Any
 
 import requests
 
-from tap_klaviyo import __version__
-from tap_klaviyo.api.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
-from tap_klaviyo.api.clock import Clock
-from tap_klaviyo.api.pacing import PacedAdapter, Pacer
-from tap_klaviyo.api.token_store import RefreshTokenStore
+from klaviyo_core import __version__
+from klaviyo_core.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
+from klaviyo_core.clock import Clock
+from klaviyo_core.pacing import PacedAdapter, Pacer
+from klaviyo_core.token_store import RefreshTokenStore
 from tap_klaviyo.reading import progress
 from tap_klaviyo.reading.bookmarks import BookmarkGuard
 from tap_klaviyo.reading.concurrency import Budget

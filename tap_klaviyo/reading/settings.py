@@ -8,7 +8,7 @@ from typing import Any
 
 from singer_sdk import typing as th
 
-from tap_klaviyo.api.connection import (
+from klaviyo_core.connection import (
     CONNECTION_HEAD,
     CONNECTION_TAIL,
     DEFAULT_API_URL,
@@ -16,7 +16,7 @@ from tap_klaviyo.api.connection import (
     SECRET_SETTINGS,
     connection_errors,
 )
-from tap_klaviyo.api.timestamps import parse_utc
+from klaviyo_core.timestamps import parse_utc
 
 SERIES_REPORTS = ("flow_series_report", "segment_series_report", "form_series_report")
 VALUES_REPORTS = ("campaign_values_report", "flow_values_report")

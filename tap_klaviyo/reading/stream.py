@@ -26,10 +26,10 @@ from singer_sdk.schema.source import SchemaDirectory
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
-from tap_klaviyo.api import spec
-from tap_klaviyo.api.auth import KlaviyoKeyAuthenticator
-from tap_klaviyo.api.documents import check_json, decode, resources
-from tap_klaviyo.api.errors import (
+from klaviyo_core import spec
+from klaviyo_core.auth import KlaviyoKeyAuthenticator
+from klaviyo_core.documents import check_json, decode, resources
+from klaviyo_core.errors import (
     MalformedBody,
     raise_for_status,
 )

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from singer_sdk import RESTStream
 
-from tap_klaviyo.api.errors import KlaviyoAPIError, KlaviyoPermissionError, RateLimitExhausted
+from klaviyo_core.errors import KlaviyoAPIError, KlaviyoPermissionError, RateLimitExhausted
 from tap_klaviyo.reading.run import KlaviyoRun
 
 

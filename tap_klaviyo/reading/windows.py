@@ -22,7 +22,7 @@ from functools import partial
 from itertools import chain
 from typing import Any
 
-from tap_klaviyo.api.timestamps import parse_utc, utc_iso
+from klaviyo_core.timestamps import parse_utc, utc_iso
 from tap_klaviyo.reading.concurrency import ordered
 from tap_klaviyo.reading.contracts import PageSource
 from tap_klaviyo.reading.query import WINDOW_END, WINDOW_START

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_klaviyo.api import spec
-from tap_klaviyo.api.documents import objects_of
-from tap_klaviyo.api.timestamps import normalize_timestamp
+from klaviyo_core import spec
+from klaviyo_core.documents import objects_of
+from klaviyo_core.timestamps import normalize_timestamp
 from tap_klaviyo.reading.children import DerivedStream, SideloadedStream
 from tap_klaviyo.reading.stream import KlaviyoStream
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from tap_klaviyo.api import spec
+from klaviyo_core import spec
 from tap_klaviyo.reading.stream import KlaviyoStream
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -9,7 +9,7 @@ from typing import Any
 
 from typing_extensions import override
 
-from tap_klaviyo.api.spec import record_schema
+from klaviyo_core.spec import record_schema
 from tap_klaviyo.reading.children import SideloadedStream
 from tap_klaviyo.reading.stream import KlaviyoStream
 

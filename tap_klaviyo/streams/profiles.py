@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from tap_klaviyo.api.documents import nested, objects_of
-from tap_klaviyo.api.timestamps import normalize_timestamp, parse_utc
+from klaviyo_core.documents import nested, objects_of
+from klaviyo_core.timestamps import normalize_timestamp, parse_utc
 from tap_klaviyo.reading.children import Listing
 from tap_klaviyo.reading.stream import KlaviyoStream
 

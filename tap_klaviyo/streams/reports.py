@@ -26,8 +26,8 @@ from weakref import WeakKeyDictionary
 
 from typing_extensions import override
 
-from tap_klaviyo.api import spec
-from tap_klaviyo.api.timestamps import normalize_timestamp, parse_utc, utc_iso
+from klaviyo_core import spec
+from klaviyo_core.timestamps import normalize_timestamp, parse_utc, utc_iso
 from tap_klaviyo.reading.children import Listing
 from tap_klaviyo.reading.pagination import ApiPage
 from tap_klaviyo.reading.run import KlaviyoRun

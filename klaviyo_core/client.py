@@ -1,0 +1,182 @@
+"""One session to Klaviyo outside the SDK's stream loop: the target's requests.
+
+The same pieces as the tap's streams: the pacing transport (`PacedAdapter`, one limiter per endpoint, learned
+from `RateLimit-*`), the authenticator (API key or rotating OAuth tokens), `raise_for_status` for one readable
+line, and `RetryPolicy`'s backoff decorators (Retry-After honoured). A write that may have been
+applied before it failed (a timeout, a 5xx after the body was sent) is retried only when the caller says the
+write is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from singer_sdk.exceptions import RetriableAPIError
+
+from klaviyo_core import __version__, spec
+from klaviyo_core.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
+from klaviyo_core.clock import Clock
+from klaviyo_core.connection import SECRET_SETTINGS
+from klaviyo_core.documents import encode_document
+from klaviyo_core.errors import MalformedBody, ThrottledError, raise_for_status, redact
+from klaviyo_core.pacing import PacedAdapter, Pacer
+from klaviyo_core.retry import TRANSIENT, RetryPolicy, log_retry
+from klaviyo_core.spec import SPEC_REVISION
+from klaviyo_core.token_store import RefreshTokenStore
+
+JSON_API = "application/vnd.api+json"
+
+
+class AmbiguousWrite(Exception):
+    """A write that may or may not have been applied, and is not safe to send again."""
+
+
+def authenticator_for(
+    config: Mapping[str, Any], clock: Clock, logger: logging.Logger, config_files: tuple[Path, ...] = ()
+) -> KlaviyoKeyAuthenticator | KlaviyoOAuthAuthenticator:
+    """The API key's authenticator, or OAuth's refreshing one (a rotated refresh token is saved back)."""
+    if config.get("api_key"):
+        return KlaviyoKeyAuthenticator(str(config["api_key"]))
+    refresh_token = str(config.get("refresh_token") or "")
+    return KlaviyoOAuthAuthenticator(
+        token_url=str(config.get("api_url") or "").rstrip("/") + "/oauth/token",
+        client_id=str(config.get("client_id") or ""),
+        client_secret=str(config.get("client_secret") or ""),
+        refresh_token=refresh_token,
+        timeout=float(config.get("request_timeout") or 30),
+        clock=clock,
+        on_rotate=RefreshTokenStore(refresh_token, config_files, logger),
+    )
+
+
+def ambiguous(exc: BaseException) -> bool:
+    """Whether the request may have reached Klaviyo and been applied (no answer, or a 5xx)."""
+    if isinstance(exc, ThrottledError):
+        return False  # a 429 is refused before anything is done
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError) and "Connection refused" in str(exc):
+        return False
+    return isinstance(exc, RetriableAPIError | requests.RequestException)
+
+
+class KlaviyoClient:
+    """Requests to Klaviyo's API with the run's pacing, auth and retries; `requests` counts what was sent."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        logger: logging.Logger,
+        clock: Clock | None = None,
+        config_files: tuple[Path, ...] = (),
+    ) -> None:
+        self.config = config
+        self.logger = logger
+        self.clock = clock or Clock()
+        self.base_url = str(config.get("api_url") or "https://a.klaviyo.com").rstrip("/")
+        self.timeout = float(config.get("request_timeout") or 30)
+        self.secrets = tuple(str(config[name]) for name in SECRET_SETTINGS if config.get(name))
+        self.pacer = Pacer(clock=self.clock)
+        self.session = requests.Session()
+        adapter = PacedAdapter(self.pacer, max(1, int(config.get("max_concurrency") or 8)), lambda: None)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.authenticator = authenticator_for(config, self.clock, logger, config_files)
+        self.headers = {
+            "revision": str(config.get("revision") or SPEC_REVISION),
+            "Accept": JSON_API,
+            "Content-Type": JSON_API,
+            "User-Agent": str(config.get("user_agent") or f"target-klaviyo/{__version__}"),
+        }
+        self.requests = 0
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool = True,
+        what: str = "",
+    ) -> requests.Response:
+        """One call, retried as `RetryPolicy` says; raises `AmbiguousWrite` where a retry could apply it twice."""
+        template = spec.match_path(urlsplit(path).path) or path
+
+        def where(_exc: BaseException) -> str:
+            return f"{what}: {method} {template}"
+
+        def give_up(exc: BaseException) -> bool:
+            return not idempotent and method != "GET" and ambiguous(exc)
+
+        policy = RetryPolicy(
+            clock=self.clock,
+            where=where,
+            hold=self._hold,
+            refresh_token=self.authenticator.invalidate,
+            on_retry=lambda exc, attempt, wait: log_retry(self.logger, where(exc), exc, attempt, wait),
+            secrets=self.secrets,
+            giveup=give_up,
+        )
+        try:
+            response: requests.Response = policy.decorate(self._send)(method, path, body, params, what)
+        except TRANSIENT as exc:
+            if give_up(exc):
+                raise AmbiguousWrite(
+                    redact(f"{where(exc)} failed ({exc}); it may or may not have applied", self.secrets)
+                ) from None
+            raise
+        summary = policy.summary()
+        if summary:
+            self.logger.info("%s: %s", where(RuntimeError()), summary)
+        return response
+
+    def _send(
+        self, method: str, path: str, body: Any, params: Mapping[str, str] | None, what: str
+    ) -> requests.Response:
+        url = path if path.startswith("http") else self.base_url + path
+        data = encode_document(body) if body is not None else None
+        request = requests.Request(method, url, data=data, params=params, headers=self.headers)
+        prepared = self.authenticator(self.session.prepare_request(request))
+        self.requests += 1
+        response = self.session.send(prepared, timeout=self.timeout)
+        if response.status_code >= 300:
+            raise_for_status(
+                response,
+                stream=what,
+                secrets=self.secrets,
+                refreshable=not isinstance(self.authenticator, KlaviyoKeyAuthenticator),
+            )
+        if response.content and response.status_code != 204:
+            try:
+                response.json()
+            except ValueError:
+                raise MalformedBody(
+                    f"HTTP {response.status_code} with a body that is not valid JSON", response
+                ) from None
+        return response
+
+    def _hold(self, exc: BaseException, seconds: float) -> None:
+        response = getattr(exc, "response", None)
+        if response is None:
+            return
+        url = urlsplit(response.request.url or "")
+        limiter = self.pacer.for_request(str(response.request.method), url.path, url.query)
+        if limiter is not None:
+            limiter.hold(seconds)
+
+    def pages(self, path: str, params: Mapping[str, str] | None = None, what: str = "") -> list[dict[str, Any]]:
+        """Every resource of a collection, following `links.next`."""
+        out: list[dict[str, Any]] = []
+        url: str | None = path
+        query: Mapping[str, str] | None = params
+        while url:
+            doc = self.request("GET", url, params=query, what=what).json()
+            out.extend(doc.get("data") or [])
+            url, query = (doc.get("links") or {}).get("next"), None
+        return out

@@ -1,0 +1,55 @@
+"""list: a list is created when no list has the row's name (Klaviyo caps creation at 150 a day)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typing_extensions import override
+
+from target_klaviyo.sinks.base import KlaviyoSink
+from target_klaviyo.writing.lists import ListCapReached
+from target_klaviyo.writing.pipeline import Unit
+from target_klaviyo.writing.rows import RowError
+
+OPT_IN = ("single_opt_in", "double_opt_in")
+
+
+class ListSink(KlaviyoSink):
+    name = "list"
+
+    @staticmethod
+    def parsed(row: dict[str, Any]) -> tuple[str, str | None]:
+        name = str(row.get("name") or "").strip()
+        if not name:
+            raise RowError("no name: a list is matched and created by its name")
+        opt_in = row.get("opt_in_process")
+        if opt_in is not None and opt_in not in OPT_IN:
+            raise RowError(f"opt_in_process {opt_in!r} must be one of {', '.join(OPT_IN)}")
+        return name, opt_in
+
+    @override
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        """Lists are declared when read: a membership or subscription drained first creates them alike."""
+        super().process_record(record, context)
+        try:
+            name, opt_in = self.parsed(record)
+        except RowError:
+            return
+        self.klaviyo.lists.declare(name, opt_in)
+
+    @override
+    def write(self, rows: list[dict[str, Any]], unit: Unit) -> None:
+        accepted = self.checked(rows, self.parsed)
+        self.sent(unit, len(rows) - len(accepted))
+        if accepted:
+            self.spawn(unit, self.ensure, unit, accepted)
+
+    def ensure(self, unit: Unit, accepted: list[tuple[dict[str, Any], tuple[str, str | None]]]) -> None:
+        for row, (name, opt_in) in accepted:
+            self.sent(unit, 1)
+            try:
+                _list_id, created = self.klaviyo.lists.ensure(name, self.what, opt_in)
+            except ListCapReached as exc:
+                self.reject(row, str(exc))
+                continue
+            self.count("created" if created else "unchanged")

@@ -1,0 +1,157 @@
+"""Bulk jobs in flight, watched by one poller for the whole run.
+
+Klaviyo documents no completion time for its bulk jobs (seconds to hours), so there is no deadline: the poller
+asks less often as jobs age (a tenth of the youngest job's age, between `job_poll_interval` and 30 s). One
+request per tick covers every job of a kind: the list of that kind's jobs still queued or processing; a job
+missing from it has ended and is read once (its counts, then its errors when some rows failed).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from klaviyo_core.client import KlaviyoClient
+from target_klaviyo.writing.pipeline import HeldRows, Pipeline, Unit
+
+PROFILE_IMPORTS = "/api/profile-bulk-import-jobs"
+_PROFILE_ROW = re.compile(r"/data/attributes/profiles/data/(\d+)")
+MAX_TICK_S = 30.0
+RUNNING = '["queued","processing"]'
+
+
+#: What a sink does with a completed job: (its rows as read, position -> reason for those Klaviyo refused).
+Confirmed = Callable[[list[Any], dict[int, str]], None]
+
+
+class JobFailed(Exception):
+    """A bulk job Klaviyo cancelled: its rows are not confirmed, the run stops before any STATE passes them."""
+
+
+@dataclass
+class Job:
+    """One job in flight: where it is read, and what to do with its final attributes (on the poller's thread)."""
+
+    collection: str
+    job_id: str
+    submitted_at: float
+    finished: Callable[[dict[str, Any]], None]
+    what: str
+    kind: str = "job"
+
+
+def profile_import_errors(client: KlaviyoClient, job_id: str, what: str) -> dict[int, str]:
+    """Row position -> Klaviyo's reason, from a completed profile import job's import errors."""
+    failed: dict[int, str] = {}
+    for error in client.pages(f"{PROFILE_IMPORTS}/{job_id}/import-errors", {"page[size]": "100"}, what):
+        attributes = error.get("attributes") or {}
+        pointer = str((attributes.get("source") or {}).get("pointer") or "")
+        match = _PROFILE_ROW.match(pointer)
+        detail = str(attributes.get("detail") or attributes.get("title") or "import error")
+        if match:
+            failed[int(match.group(1))] = f"Klaviyo import error: {detail}"
+    return failed
+
+
+@dataclass
+class JobPoller:
+    """One thread polling every job of the run (started with the first job)."""
+
+    client: KlaviyoClient
+    pipeline: Pipeline
+    first_interval: float
+    jobs: dict[str, Job] = field(default_factory=dict)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    thread: threading.Thread | None = None
+    polls: int = 0
+
+    def watch(self, job: Job) -> None:
+        with self.changed:
+            self.jobs[job.job_id] = job
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.run, name="job-poller", daemon=True)
+                self.thread.start()
+            self.changed.notify_all()
+
+    def run(self) -> None:
+        try:
+            self.loop()
+        except BaseException as exc:  # handed to the reader, which ends the run with it
+            self.pipeline.fail(exc)
+
+    def loop(self) -> None:
+        clock = self.client.clock
+        while True:
+            with self.changed:
+                while not self.jobs and not self.pipeline.closed:
+                    self.changed.wait(0.5)
+                if self.pipeline.closed or self.pipeline.failure is not None:
+                    return
+                youngest = max(job.submitted_at for job in self.jobs.values())
+            age = clock.monotonic() - youngest
+            clock.sleep(min(MAX_TICK_S, max(self.first_interval, age / 10)))
+            self.tick()
+
+    def tick(self) -> None:
+        """One listing per kind of job in flight, then a read of each job that is no longer running."""
+        with self.changed:
+            watched = list(self.jobs.values())
+        for collection in sorted({job.collection for job in watched}):
+            what = next(job.what for job in watched if job.collection == collection)
+            params = {"filter": f"any(status,{RUNNING})", "page[size]": "100"}
+            running = {str(item.get("id")) for item in self.client.pages(collection, params, what)}
+            self.polls += 1
+            for job in watched:
+                if job.collection == collection and job.job_id not in running:
+                    self.read(job)
+
+    def read(self, job: Job) -> None:
+        doc = self.client.request("GET", f"{job.collection}/{job.job_id}", what=job.what).json()
+        self.polls += 1
+        attributes = (doc.get("data") or {}).get("attributes") or {}
+        status = str(attributes.get("status"))
+        if status == "cancelled":
+            raise JobFailed(f"{job.what}: Klaviyo cancelled {job.kind} {job.job_id}; its rows were not written")
+        if status != "complete":
+            return  # not listed yet (or any more) but not ended: asked again next tick
+        with self.changed:
+            self.jobs.pop(job.job_id, None)
+        job.finished(attributes)
+
+    def submit_profile_import(
+        self,
+        unit: Unit,
+        part: list[tuple[dict[str, Any], dict[str, Any]]],
+        what: str,
+        confirmed: Confirmed,
+        list_id: str | None = None,
+    ) -> None:
+        """One profile bulk import job (adding its profiles to `list_id` too), confirmed when Klaviyo completes it.
+
+        Upserts are safe to repeat: a submission retried after an unclear failure is another job doing the same.
+        The rows wait compressed; the unit stays open (a part) until the job is complete and its errors read.
+        """
+        held = HeldRows([row for row, _ in part])
+        data: dict[str, Any] = {
+            "type": "profile-bulk-import-job",
+            "attributes": {"profiles": {"data": [{"type": "profile", "attributes": attrs} for _, attrs in part]}},
+        }
+        if list_id is not None:
+            data["relationships"] = {"lists": {"data": [{"type": "list", "id": list_id}]}}
+        response = self.client.request("POST", PROFILE_IMPORTS, body={"data": data}, what=what)
+        job_id = str(response.json()["data"]["id"])
+        self.pipeline.sent(unit, len(part))
+        self.pipeline.hold_bytes(len(held.blob))
+        unit.add_part()
+
+        def finished(attributes: dict[str, Any]) -> None:
+            failed = profile_import_errors(self.client, job_id, what) if attributes.get("failed_count") else {}
+            confirmed(held.rows() if failed else [None] * held.count, failed)
+            self.pipeline.hold_bytes(-len(held.blob))
+            unit.part_done()
+
+        job = Job(PROFILE_IMPORTS, job_id, self.client.clock.monotonic(), finished, what, "profile import job")
+        self.watch(job)
