@@ -18,40 +18,16 @@ from urllib.parse import urlsplit
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from klaviyo_core import __version__, spec
-from klaviyo_core.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
+from klaviyo_core import spec
 from klaviyo_core.clock import Clock
-from klaviyo_core.connection import SECRET_SETTINGS
 from klaviyo_core.documents import encode_document
 from klaviyo_core.errors import MalformedBody, ThrottledError, raise_for_status, redact
-from klaviyo_core.pacing import PacedAdapter, Pacer
 from klaviyo_core.retry import TRANSIENT, RetryPolicy, log_retry
-from klaviyo_core.spec import SPEC_REVISION
-from klaviyo_core.token_store import RefreshTokenStore
-
-JSON_API = "application/vnd.api+json"
+from klaviyo_core.session import JSON_API, KlaviyoConnection
 
 
 class AmbiguousWrite(Exception):
     """A write that may or may not have been applied, and is not safe to send again."""
-
-
-def authenticator_for(
-    config: Mapping[str, Any], clock: Clock, logger: logging.Logger, config_files: tuple[Path, ...] = ()
-) -> KlaviyoKeyAuthenticator | KlaviyoOAuthAuthenticator:
-    """The API key's authenticator, or OAuth's refreshing one (a rotated refresh token is saved back)."""
-    if config.get("api_key"):
-        return KlaviyoKeyAuthenticator(str(config["api_key"]))
-    refresh_token = str(config.get("refresh_token") or "")
-    return KlaviyoOAuthAuthenticator(
-        token_url=str(config.get("api_url") or "").rstrip("/") + "/oauth/token",
-        client_id=str(config.get("client_id") or ""),
-        client_secret=str(config.get("client_secret") or ""),
-        refresh_token=refresh_token,
-        timeout=float(config.get("request_timeout") or 30),
-        clock=clock,
-        on_rotate=RefreshTokenStore(refresh_token, config_files, logger),
-    )
 
 
 def ambiguous(exc: BaseException) -> bool:
@@ -75,24 +51,14 @@ class KlaviyoClient:
         clock: Clock | None = None,
         config_files: tuple[Path, ...] = (),
     ) -> None:
-        self.config = config
         self.logger = logger
-        self.clock = clock or Clock()
-        self.base_url = str(config.get("api_url") or "https://a.klaviyo.com").rstrip("/")
-        self.timeout = float(config.get("request_timeout") or 30)
-        self.secrets = tuple(str(config[name]) for name in SECRET_SETTINGS if config.get(name))
-        self.pacer = Pacer(clock=self.clock)
-        self.session = requests.Session()
-        adapter = PacedAdapter(self.pacer, max(1, int(config.get("max_concurrency") or 8)), lambda: None)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.authenticator = authenticator_for(config, self.clock, logger, config_files)
-        self.headers = {
-            "revision": str(config.get("revision") or SPEC_REVISION),
-            "Accept": JSON_API,
-            "Content-Type": JSON_API,
-            "User-Agent": str(config.get("user_agent") or f"target-klaviyo/{__version__}"),
-        }
+        #: The one connection (session, pacing, auth, secrets, headers) the tap builds the same way.
+        self.connection = KlaviyoConnection(
+            config, logger, product="target-klaviyo", clock=clock, config_files=config_files
+        )
+        self.clock = self.connection.clock
+        self.secrets = self.connection.secrets
+        self.headers = {**self.connection.headers, "Content-Type": JSON_API}
         self.requests = 0
 
     def request(
@@ -117,8 +83,8 @@ class KlaviyoClient:
         policy = RetryPolicy(
             clock=self.clock,
             where=where,
-            hold=self._hold,
-            refresh_token=self.authenticator.invalidate,
+            hold=self.connection.hold,
+            refresh_token=self.connection.authenticator.invalidate,
             on_retry=lambda exc, attempt, wait: log_retry(self.logger, where(exc), exc, attempt, wait),
             secrets=self.secrets,
             giveup=give_up,
@@ -133,24 +99,25 @@ class KlaviyoClient:
             raise
         summary = policy.summary()
         if summary:
-            self.logger.info("%s: %s", where(RuntimeError()), summary)
+            self.logger.warning("%s: %s", where(RuntimeError()), summary)
         return response
 
     def _send(
         self, method: str, path: str, body: Any, params: Mapping[str, str] | None, what: str
     ) -> requests.Response:
-        url = path if path.startswith("http") else self.base_url + path
+        url = path if path.startswith("http") else self.connection.base_url + path
         data = encode_document(body) if body is not None else None
         request = requests.Request(method, url, data=data, params=params, headers=self.headers)
-        prepared = self.authenticator(self.session.prepare_request(request))
+        connection = self.connection
+        prepared = connection.authenticator(connection.session.prepare_request(request))
         self.requests += 1
-        response = self.session.send(prepared, timeout=self.timeout)
+        response = connection.session.send(prepared, timeout=connection.timeout)
         if response.status_code >= 300:
             raise_for_status(
                 response,
                 stream=what,
                 secrets=self.secrets,
-                refreshable=not isinstance(self.authenticator, KlaviyoKeyAuthenticator),
+                refreshable=connection.refreshable,
             )
         if response.content and response.status_code != 204:
             try:
@@ -160,15 +127,6 @@ class KlaviyoClient:
                     f"HTTP {response.status_code} with a body that is not valid JSON", response
                 ) from None
         return response
-
-    def _hold(self, exc: BaseException, seconds: float) -> None:
-        response = getattr(exc, "response", None)
-        if response is None:
-            return
-        url = urlsplit(response.request.url or "")
-        limiter = self.pacer.for_request(str(response.request.method), url.path, url.query)
-        if limiter is not None:
-            limiter.hold(seconds)
 
     def pages(self, path: str, params: Mapping[str, str] | None = None, what: str = "") -> list[dict[str, Any]]:
         """Every resource of a collection, following `links.next`."""

@@ -37,7 +37,7 @@ class RetryHooks(RESTStream[Any]):
                 clock=self.run.clock,
                 where=self.where,
                 hold=self.hold,
-                refresh_token=self.run.authenticator.invalidate,
+                refresh_token=self.run.connection.authenticator.invalidate,
                 on_retry=self.on_retry,
                 secrets=self.run.secrets,
             )
@@ -62,12 +62,7 @@ class RetryHooks(RESTStream[Any]):
 
     def hold(self, exc: BaseException, seconds: float) -> None:
         """A 429: pause the endpoint it came from, for every thread."""
-        response = getattr(exc, "response", None)
-        url = urlsplit(response.request.url or "") if response is not None else urlsplit(self.get_url(None))
-        method = response.request.method if response is not None else self.http_method
-        limiter = self.run.pacer.for_request(str(method), url.path, url.query)
-        if limiter is not None:
-            limiter.hold(seconds)
+        self.run.connection.hold(exc, seconds)
 
     def on_retry(self, exc: BaseException, attempt: int, wait: float) -> None:
         self.stats.add(retries=1 if attempt else 0, throttled=0 if attempt else 1)

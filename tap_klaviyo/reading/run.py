@@ -25,18 +25,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from klaviyo_core import __version__
-from klaviyo_core.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
 from klaviyo_core.clock import Clock
-from klaviyo_core.pacing import PacedAdapter, Pacer
-from klaviyo_core.token_store import RefreshTokenStore
+from klaviyo_core.session import KlaviyoConnection
 from tap_klaviyo.reading import progress
 from tap_klaviyo.reading.bookmarks import BookmarkGuard
 from tap_klaviyo.reading.concurrency import Budget
 from tap_klaviyo.reading.progress import LeanGarbageCollection, Reporter, Stopwatch
-from tap_klaviyo.reading.settings import SECRET_SETTINGS, parse_date_setting
+from tap_klaviyo.reading.settings import parse_date_setting
 from tap_klaviyo.reading.spool import Spool
 
 
@@ -60,23 +55,25 @@ class KlaviyoRun:
         self.clock = clock or Clock()
         self.started: datetime = self.clock.now().astimezone(timezone.utc)
         self.started_iso = self.started.isoformat()
-        self.secrets = tuple(str(config[name]) for name in SECRET_SETTINGS if config.get(name))
-        self.user_agent = str(config.get("user_agent") or f"tap-klaviyo/{__version__}")
+        #: The one connection (session, pacing, auth, secrets, headers) the target builds the same way.
+        self.connection = KlaviyoConnection(
+            config,
+            logger,
+            product="tap-klaviyo",
+            clock=self.clock,
+            config_files=config_files,
+            check_aborted=self.check_aborted,
+        )
+        self.secrets = self.connection.secrets
         self.end_date = parse_date_setting(config, "end_date") if config.get("end_date") else None
         self.end_date_iso = self.end_date.astimezone(timezone.utc).isoformat() if self.end_date else None
         self.abort_error: BaseException | None = None
-        self.pacer = Pacer(clock=self.clock)
+        self.pacer = self.connection.pacer
         self.budget = Budget()
         self.backfill_budget = Budget()  # issue 12 (learnpace): big streams fetched ahead (fanout.Fanout.big)
         self.spool = Spool()  # pages fetched ahead past the budgets
         self.bookmarks = BookmarkGuard(self.started_iso)
         self.stopwatch = Stopwatch()
-        concurrency = max(1, int(config.get("max_concurrency") or 8))
-        self.session = requests.Session()
-        adapter = PacedAdapter(self.pacer, concurrency, self.check_aborted)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.authenticator = self._authenticator()
         self.streams: Sequence[Any] = ()
         self.on_end: Callable[[], None] | None = None
         self.began = False
@@ -85,20 +82,6 @@ class KlaviyoRun:
         self.gc = LeanGarbageCollection()
         self.ended = False
         self.lock = threading.Lock()
-
-    def _authenticator(self) -> KlaviyoKeyAuthenticator | KlaviyoOAuthAuthenticator:
-        config = self.config
-        if config.get("api_key"):
-            return KlaviyoKeyAuthenticator(str(config["api_key"]))
-        return KlaviyoOAuthAuthenticator(
-            token_url=str(config.get("api_url") or "").rstrip("/") + "/oauth/token",
-            client_id=str(config.get("client_id") or ""),
-            client_secret=str(config.get("client_secret") or ""),
-            refresh_token=str(config.get("refresh_token") or ""),
-            timeout=float(config.get("request_timeout") or 30),
-            clock=self.clock,
-            on_rotate=RefreshTokenStore(str(config.get("refresh_token") or ""), self.config_files, self.logger),
-        )
 
     # -- the run's beginning and end -----------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
 from klaviyo_core import spec
-from klaviyo_core.auth import KlaviyoKeyAuthenticator
 from klaviyo_core.documents import check_json, decode, resources
 from klaviyo_core.errors import (
     MalformedBody,
@@ -142,11 +141,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
     @property
     @override
     def http_headers(self) -> dict[str, str]:
-        return {
-            "revision": str(self.config["revision"]),
-            "Accept": "application/vnd.api+json",
-            "User-Agent": self.run.user_agent,
-        }
+        return self.run.connection.headers
 
     @property
     @override
@@ -156,12 +151,12 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
     @property
     @override
     def requests_session(self) -> requests.Session:
-        return self.run.session
+        return self.run.connection.session
 
     @property
     @override
     def authenticator(self) -> Any:
-        return self.run.authenticator
+        return self.run.connection.authenticator
 
     @override
     def get_new_paginator(self) -> BaseAPIPaginator[Any]:
@@ -196,7 +191,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
             response,
             stream=self.name,
             secrets=self.run.secrets,
-            refreshable=not isinstance(self.authenticator, KlaviyoKeyAuthenticator),
+            refreshable=self.run.connection.refreshable,
         )
 
     @override

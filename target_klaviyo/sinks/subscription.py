@@ -8,11 +8,11 @@ list the profile is not in: such rows are refused unless `allow_global_unsubscri
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
 from typing import Any
 
 from typing_extensions import override
 
+from klaviyo_core.timestamps import parse_utc
 from target_klaviyo.sinks.base import KlaviyoSink
 from target_klaviyo.writing.lists import ListCapReached
 from target_klaviyo.writing.pipeline import Unit
@@ -48,7 +48,7 @@ class SubscriptionSink(KlaviyoSink):
         if self.config.get("historical_import") and consent == "subscribed":
             if consented_at is None:
                 raise RowError("historical_import needs consented_at on every subscribed row")
-            if datetime.fromisoformat(consented_at) > datetime.now(timezone.utc):
+            if (parse_utc(consented_at) or self.klaviyo.client.clock.now()) > self.klaviyo.client.clock.now():
                 raise RowError(f"consented_at {consented_at} is in the future; historical_import needs a past one")
         return channel, consent, ids, consented_at
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from klaviyo_core.documents import encode_document
+from klaviyo_core.timestamps import parse_utc, utc_iso
 
 T = TypeVar("T")
 
@@ -28,21 +29,14 @@ def size_of(value: Any) -> int:
 
 
 def iso(value: Any) -> str | None:
-    """A date-time as ISO 8601 with an offset (the SDK hands parsed datetimes to sinks), else None."""
+    """A date-time as ISO 8601 in UTC (the core's one parser; the SDK hands parsed datetimes to sinks), else
+    None for an empty value; RowError for one that is not a date-time."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, date):
-        parsed = datetime(value.year, value.month, value.day)
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise RowError(f"{value!r} is not an ISO 8601 date-time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.isoformat()
+    parsed = parse_utc(value)
+    if parsed is None:
+        raise RowError(f"{value!r} is not an ISO 8601 date-time")
+    return utc_iso(parsed)
 
 
 def identity(row: dict[str, Any], names: tuple[str, ...] = IDENTIFIERS) -> dict[str, str]:
