@@ -126,14 +126,14 @@ class Project:
         return found
 
     def local_state_backend(self) -> str | None:
-        """Where the state lives when that is this machine's disk (None when workers can share it)."""
+        """Meltano's default state store when it is in force, a SQLite file on this machine's disk (None when
+        a state backend or a database server is set: an explicit file:// is taken to be a shared mount)."""
         backend = os.environ.get("MELTANO_STATE_BACKEND_URI") or (self.meltano.get("state_backend") or {}).get("uri")
-        backend = os.path.expandvars(str(backend or "")) or "systemdb"
-        if backend == "systemdb":
-            database = os.environ.get("MELTANO_DATABASE_URI") or self.meltano.get("database_uri") or ""
-            database = os.path.expandvars(str(database)) or "sqlite (.meltano/meltano.db)"
-            return f"the system database, {database}" if database.startswith("sqlite") else None
-        return backend if backend.startswith("file://") else None
+        if os.path.expandvars(str(backend or "")) not in {"", "systemdb"}:
+            return None
+        database = os.environ.get("MELTANO_DATABASE_URI") or self.meltano.get("database_uri") or ""
+        database = os.path.expandvars(str(database)) or "sqlite (.meltano/meltano.db)"
+        return f"the system database, {database}" if database.startswith("sqlite") else None
 
 
 def refuse_local_state_on_remote_workers(project: Project, executor: str) -> None:
