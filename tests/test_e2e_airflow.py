@@ -155,6 +155,16 @@ def test_dag_syncs_each_account_apart_then_builds_the_models_once(tmp_path: Path
     assert refused["dag_ids"] == [], refused
     [error] = refused["import_errors"].values()
     assert "executor CeleryExecutor runs tasks on other machines: set MELTANO_STATE_BACKEND_URI" in error
+    # Two accounts loading into one schema would overwrite each other's tables: refused too.
+    shared = tmp_path / "shared-schema"
+    shared.mkdir()
+    extractor = "  - name: {}\n    inherit_from: tap-klaviyo\n"
+    plugins = "  - name: tap-klaviyo\n    load_schema: klaviyo\n" + extractor.format("a") + extractor.format("b")
+    (shared / "meltano.yml").write_text(f"plugins:\n  extractors:\n{plugins}")
+    local = {**remote, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "KLAVIYO_DAG_PROJECT": str(shared)}
+    refused, _ = airflow(python, local, "parse")
+    [error] = refused["import_errors"].values()
+    assert "Accounts share the load_schema klaviyo: give each inherited extractor its own load_schema" in error
     parsed, _ = airflow(python, {**remote, "MELTANO_STATE_BACKEND_URI": "s3://bucket/state"}, "parse")
     assert (parsed["import_errors"], parsed["dag_ids"]) == ({}, [DAG_ID]), parsed
     # One group per account whose load runs once at a time and is retried; the models after every load

@@ -168,6 +168,11 @@ def run_meltano(meltano: str, project: Path, args: list[str], env: dict[str, str
         raise RuntimeError(f"meltano {' '.join(args)} exited {proc.returncode}:\n" + "\n".join(errors or tail))
 
 
+def worker_env() -> dict[str, str]:
+    """The worker's environment less Airflow's own connections and variables (other accounts' secrets)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
+
+
 def connection_env(account: Account) -> dict[str, str]:
     """The account's secrets as Meltano setting variables, from its Airflow connection if there is one."""
     try:
@@ -215,7 +220,7 @@ def load_task(account: Account) -> Any:
             """`meltano run <account> <loader>`: its state id is its own, `<env>:<account>-to-<loader>`."""
             if LOADER == "target-duckdb":
                 DUCKDB_DIR.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, **connection_env(account), **warehouse_env(account)}
+            env = {**worker_env(), **connection_env(account), **warehouse_env(account)}
             run_meltano(MELTANO, PROJECT.root, meltano_args("run", account.extractor, LOADER), env)
             return asdict(account)
 
@@ -250,7 +255,7 @@ with DAG(
         failed = []
         for account in loaded:
             schema = {f"{env_name(MODELS)}_SCHEMA": f"{account.load_schema}_models"}
-            env = {**os.environ, **warehouse_env(account), **schema}
+            env = {**worker_env(), **warehouse_env(account), **schema}
             dbt_vars = json.dumps({"klaviyo_schema": account.load_schema})
             try:
                 run_meltano(MELTANO, PROJECT.root, meltano_args("invoke", MODELS, "build", "--vars", dbt_vars), env)
@@ -265,3 +270,7 @@ with DAG(
     every_account_loaded = EmptyOperator(task_id="every_account_loaded", trigger_rule=TriggerRule.ALL_SUCCESS)
     groups >> models()
     groups >> every_account_loaded
+
+
+if __name__ == "__main__":
+    dag.test()  # one run here, in this process (Airflow's own way to try a DAG): `python klaviyo_accounts.py`
