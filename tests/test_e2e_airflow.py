@@ -155,12 +155,17 @@ def test_dag_syncs_each_account_apart_then_builds_the_models_once(tmp_path: Path
     assert refused["dag_ids"] == [], refused
     [error] = refused["import_errors"].values()
     assert "executor CeleryExecutor runs tasks on other machines: set MELTANO_STATE_BACKEND_URI" in error
-    # Two accounts loading into one schema would overwrite each other's tables: refused too.
+    # Two accounts loading into one schema would overwrite each other's tables: refused too (the second
+    # account in a file of the project's include_paths).
     shared = tmp_path / "shared-schema"
-    shared.mkdir()
-    extractor = "  - name: {}\n    inherit_from: tap-klaviyo\n"
-    plugins = "  - name: tap-klaviyo\n    load_schema: klaviyo\n" + extractor.format("a") + extractor.format("b")
-    (shared / "meltano.yml").write_text(f"plugins:\n  extractors:\n{plugins}")
+    (shared / "accounts").mkdir(parents=True)
+    extractor = "plugins:\n  extractors:\n  - name: {}\n    inherit_from: tap-klaviyo\n"
+    (shared / "meltano.yml").write_text(
+        'include_paths: ["./accounts/*.meltano.yml"]\n'
+        + extractor.format("a")
+        + "  - name: tap-klaviyo\n    load_schema: klaviyo\n"
+    )
+    (shared / "accounts" / "b.meltano.yml").write_text(extractor.format("b"))
     local = {**remote, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "KLAVIYO_DAG_PROJECT": str(shared)}
     refused, _ = airflow(python, local, "parse")
     [error] = refused["import_errors"].values()

@@ -91,7 +91,8 @@ class Project:
         extractors = list(meltano.get("plugins", {}).get("extractors") or [])
         for pattern in meltano.get("include_paths") or []:  # a project split over several files
             for part in sorted(root.glob(pattern)):
-                extractors += (yaml.safe_load(part.read_text(encoding="utf-8")) or {}).get("extractors") or []
+                included = yaml.safe_load(part.read_text(encoding="utf-8")) or {}
+                extractors += (included.get("plugins") or {}).get("extractors") or []
         meltano["plugins"] = {**meltano.get("plugins", {}), "extractors": extractors}
         return cls(root, meltano)
 
