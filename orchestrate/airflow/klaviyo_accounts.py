@@ -48,8 +48,6 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 BASE_EXTRACTOR = "tap-klaviyo"
 # Executors whose tasks all run on this machine, so they share Meltano's local system database.
 LOCAL_EXECUTORS = {"LocalExecutor", "SequentialExecutor", "DebugExecutor"}
-# Meltano's default state backend: the system database, a SQLite file in the project, unless these say else.
-STATE_BACKEND_VARS = ("MELTANO_STATE_BACKEND_URI", "MELTANO_DATABASE_URI")
 
 
 def setting(name: str, default: str) -> str:
@@ -212,8 +210,8 @@ def warehouse_env(account: Account) -> dict[str, str]:
     return {"TARGET_DUCKDB_FILEPATH": database, f"{env_name(MODELS)}_PATH": database}
 
 
-def load_task(account: Account) -> Any:
-    """The account's task group: its `load`, whose id the models task reads the result of."""
+def account_group(account: Account) -> TaskGroup:
+    """The account's task group: its `load` (`<account>.load`, whose result the models task reads)."""
     with TaskGroup(group_id=account.extractor) as group:
         # One try of an account at a time, across runs: Meltano refuses a state id that is in use.
         @task(task_id="load", max_active_tis_per_dag=1)
@@ -233,7 +231,7 @@ with DAG(
     dag_id="klaviyo_accounts",
     description="Each Klaviyo account of meltano.yml through Meltano, then the warehouse models",
     schedule=None if setting("SCHEDULE", "@daily").lower() == "none" else setting("SCHEDULE", "@daily"),
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),  # before any run; no catch-up
     catchup=False,
     default_args={
         "retries": int(setting("RETRIES", "2")),
@@ -243,7 +241,7 @@ with DAG(
     tags=["klaviyo", "meltano"],
 ) as dag:
     ACCOUNTS = PROJECT.accounts()
-    groups = [load_task(account) for account in ACCOUNTS]
+    groups = [account_group(account) for account in ACCOUNTS]
 
     @task(task_id="models", trigger_rule=TriggerRule.ALL_DONE, retries=0, max_active_tis_per_dag=1)
     def models() -> list[str]:
