@@ -97,20 +97,25 @@ def meltano_bin() -> Path:
     return MELTANO_VENV / "bin" / "meltano"
 
 
-def ensure_meltano() -> Path:
-    """Meltano in a virtual environment of its own (installed once, again only when the pin changes)."""
-    exe = meltano_bin()
+def ensure_tool(venv: Path, package: str, version: str, executable: str) -> Path:
+    """A tool in a virtual environment of its own (installed once, again only when the pin changes)."""
+    exe = venv / "bin" / executable
     if exe.exists():
-        found = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=False).stdout
-        if MELTANO_VERSION in found:
+        query = f"import importlib.metadata as m; print(m.version({package!r}))"
+        found = subprocess.run([str(venv / "bin" / "python"), "-c", query], capture_output=True, text=True, check=False)
+        if found.stdout.strip() == version:
             return exe
-    print(f"Installing Meltano {MELTANO_VERSION} into {MELTANO_VENV.relative_to(ROOT)} ...", flush=True)
-    if MELTANO_VENV.exists():
-        shutil.rmtree(MELTANO_VENV)
-    subprocess.run([sys.executable, "-m", "venv", str(MELTANO_VENV)], check=True)
-    pip = MELTANO_VENV / "bin" / "pip"
-    subprocess.run([str(pip), "install", "-q", f"meltano=={MELTANO_VERSION}"], check=True)
+    print(f"Installing {package} {version} into {venv.relative_to(ROOT)} ...", flush=True)
+    if venv.exists():
+        shutil.rmtree(venv)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"{package}=={version}"], check=True)
     return exe
+
+
+def ensure_meltano() -> Path:
+    """Meltano in a virtual environment of its own."""
+    return ensure_tool(MELTANO_VENV, "meltano", MELTANO_VERSION, "meltano")
 
 
 def meltano_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

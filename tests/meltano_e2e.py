@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,14 +114,19 @@ def e2e_required() -> bool:
     return _truthy("CI") or _truthy("REQUIRE_E2E")
 
 
-def meltano_exe() -> Path:
-    """The shared Meltano (`.meltano/meltano-venv`), installed if needed; a skip (under CI, a failure) if not."""
+def tool_or_skip(install: Callable[[], Path], what: str) -> Path:
+    """A tool installed in its own virtual environment if needed; a skip (under CI, a failure) if impossible."""
     try:
-        return sync_script.ensure_meltano()
+        return install()
     except (subprocess.CalledProcessError, OSError) as exc:
         if e2e_required():
             raise
-        pytest.skip(f"Meltano could not be installed (no access to PyPI?): {exc}")
+        pytest.skip(f"{what} could not be installed (no access to PyPI?): {exc}")
+
+
+def meltano_exe() -> Path:
+    """The shared Meltano (`.meltano/meltano-venv`)."""
+    return tool_or_skip(sync_script.ensure_meltano, "Meltano")
 
 
 def meltano_for_tests(home: Path, plugins: Iterable[str], project: Path = ROOT) -> Meltano:
@@ -129,6 +134,37 @@ def meltano_for_tests(home: Path, plugins: Iterable[str], project: Path = ROOT) 
     meltano = Meltano(meltano_exe(), home, project)
     meltano("install", *plugins, timeout=1200)
     return meltano
+
+
+def account_extractor(name: str) -> str:
+    """The extractor of one account of an accounts_project."""
+    return f"tap-klaviyo--{name}"
+
+
+def account_env_var(name: str, setting: str) -> str:
+    """Meltano's environment variable for a setting of the account's extractor."""
+    return f"TAP_KLAVIYO__{name.upper().replace('-', '_')}_{setting.upper()}"
+
+
+def accounts_project(directory: Path, accounts: Iterable[str], streams: Iterable[str]) -> Path:
+    """This repository's Meltano project in `directory` (its plugins from this clone, by path; the models'
+    dbt project copied beside it), with one extractor per account inheriting from `tap-klaviyo`, each
+    loading into a schema of its own name. The user's meltano.yml is never edited."""
+    text = (ROOT / "meltano.yml").read_text()
+    assert "    pip_url: -e .\n" in text and text.count("\n  loaders:\n") == 1
+    select = "".join(f"\n    - {stream}.*" for stream in streams)
+    extractors = "".join(
+        f"  - name: {account_extractor(name)}\n    inherit_from: tap-klaviyo\n"
+        f"    load_schema: {name.replace('-', '_')}\n    select:{select}\n"
+        for name in accounts
+    )
+    text = text.replace("    pip_url: -e .\n", f"    pip_url: -e {ROOT}\n")
+    text = text.replace("\n  loaders:\n", "\n" + extractors + "  loaders:\n")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "meltano.yml").write_text(text)
+    ignore = shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml")
+    shutil.copytree(ROOT / "dbt_klaviyo", directory / "dbt_klaviyo", ignore=ignore, dirs_exist_ok=True)
+    return directory
 
 
 def tap_env(emu: Emulator, **settings: Any) -> dict[str, str]:

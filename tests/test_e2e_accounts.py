@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from klaviyo_emulator import Emulator, EmulatorConfig
-from tests.harness import ROOT
-from tests.meltano_e2e import Meltano, meltano_for_tests
+from tests.meltano_e2e import Meltano, account_env_var, accounts_project, meltano_for_tests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -27,39 +26,14 @@ ACCOUNTS = {
 STREAMS = ("event", "profile", "list")
 
 
-def extractor(name: str) -> str:
-    select = "".join(f"\n    - {stream}.*" for stream in STREAMS)
-    return f"""  - name: tap-klaviyo--{name}
-    inherit_from: tap-klaviyo
-    load_schema: {name.replace("-", "_")}
-    select:{select}
-"""
-
-
-def project(directory: Path) -> Path:
-    """This repository's Meltano project with one inherited extractor per account."""
-    text = (ROOT / "meltano.yml").read_text()
-    assert "    pip_url: -e .\n" in text and text.count("\n  loaders:\n") == 1
-    text = text.replace("    pip_url: -e .\n", f"    pip_url: -e {ROOT}\n")  # plugins of this clone, by path
-    text = text.replace("\n  loaders:\n", "\n" + "".join(extractor(n) for n in ACCOUNTS) + "  loaders:\n")
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "meltano.yml").write_text(text)
-    return directory
-
-
-def env_var(name: str, setting: str) -> str:
-    """Meltano's environment variable for a setting of the inherited extractor `tap-klaviyo--<name>`."""
-    return f"TAP_KLAVIYO__{name.upper().replace('-', '_')}_{setting.upper()}"
-
-
 def start(meltano: Meltano, name: str, emu: Emulator, out: Path) -> subprocess.Popen[str]:
     """`meltano run tap-klaviyo--<name> target-jsonl`, not waited for."""
     key, _seed = ACCOUNTS[name]
     out.mkdir(parents=True)
     env = meltano.env(
         {
-            env_var(name, "api_url"): emu.base_url,
-            env_var(name, "api_key"): key,
+            account_env_var(name, "api_url"): emu.base_url,
+            account_env_var(name, "api_key"): key,
             "TARGET_JSONL_DESTINATION_PATH": str(out),
         }
     )
@@ -91,9 +65,8 @@ def event_requests(emu: Emulator) -> int:
 
 def test_two_accounts_sync_at_the_same_time_each_with_its_own_records_and_state(tmp_path: Path) -> None:
     (tmp_path / "home").mkdir()
-    meltano = meltano_for_tests(
-        tmp_path / "home", [*(f"tap-klaviyo--{n}" for n in ACCOUNTS), "target-jsonl"], project(tmp_path / "project")
-    )
+    project = accounts_project(tmp_path / "project", ACCOUNTS, STREAMS)
+    meltano = meltano_for_tests(tmp_path / "home", [*(f"tap-klaviyo--{n}" for n in ACCOUNTS), "target-jsonl"], project)
     emus = {
         n: Emulator(EmulatorConfig(size="tiny", seed=seed, rate_limit_scale=0.0)) for n, (_, seed) in ACCOUNTS.items()
     }
