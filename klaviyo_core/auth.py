@@ -119,6 +119,3 @@ class KlaviyoOAuthAuthenticator(OAuthAuthenticator):
         with self.lock:
             self.access_token = None
         return True
-
-
-Authenticator = KlaviyoKeyAuthenticator | KlaviyoOAuthAuthenticator

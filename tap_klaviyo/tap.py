@@ -36,6 +36,8 @@ class TapKlaviyo(Tap):
         self.clock = clock
         quiet_null_value_notes()
         self.config_files = config_files_of_this_run()  # token write-back: the --config files of this run
+        #: The streams in the order they are synced (held-back ones last), once computed.
+        self.sync_order: dict[str, Stream] | None = None
         super().__init__(*args, **kwargs)
         if kwargs.get("validate_config", True):
             errors = [*settings_errors(self.config), *self.custom_errors]
@@ -70,8 +72,6 @@ class TapKlaviyo(Tap):
             self.sync_order = {n: s for n, s in found.items() if n not in later}
             self.sync_order.update({n: s for n, s in found.items() if n in later})
         return self.sync_order
-
-    sync_order: dict[str, Stream] | None = None
 
     @property
     def custom_errors(self) -> list[str]:

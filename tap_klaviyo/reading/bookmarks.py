@@ -9,6 +9,7 @@ emitted as they are; the STATE written out is clamped, so a run resumed from any
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -23,7 +24,8 @@ class BookmarkGuard:
 
     def __init__(self, ceiling: str) -> None:
         self.ceiling = ceiling
-        self.floors: dict[int, str] = {}
+        #: (stream name, the partition's context as JSON) -> the bookmark it started from.
+        self.floors: dict[tuple[str, str], str] = {}
         self.lock = threading.Lock()
 
     def partition_started(self, stream: Any, context: Context | None) -> None:
@@ -34,30 +36,32 @@ class BookmarkGuard:
         value = state.get("replication_key_value")
         if isinstance(value, str):
             with self.lock:
-                self.floors[id(state)] = value
+                self.floors[(stream.tap_stream_id, _context_key(state.get("context")))] = value
 
     def guard(self, tap_state: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of the state to write out, each bookmark within [its floor, the run's start]."""
         out = copy.deepcopy(dict(tap_state))
-        originals = tap_state.get("bookmarks") or {}
         for name, stream_state in (out.get("bookmarks") or {}).items():
-            original = originals.get(name) or {}
-            self._clamp(stream_state, original)
-            for partition, original_partition in zip(
-                stream_state.get("partitions") or [], original.get("partitions") or [], strict=False
-            ):
-                self._clamp(partition, original_partition)
+            self._clamp(name, stream_state)
+            for partition in stream_state.get("partitions") or []:
+                self._clamp(name, partition)
         return out
 
-    def _clamp(self, state: dict[str, Any], original: dict[str, Any]) -> None:
+    def _clamp(self, stream: str, state: dict[str, Any]) -> None:
         value = state.get("replication_key_value")
         if not isinstance(value, str) or not _looks_like_timestamp(value):
             return
-        floor = self.floors.get(id(original))
+        with self.lock:
+            floor = self.floors.get((stream, _context_key(state.get("context"))))
         if floor is not None and value < floor:
             value = floor
         value = min(value, self.ceiling)
         state["replication_key_value"] = value
+
+
+def _context_key(context: Any) -> str:
+    """A partition's context as a key (its JSON, keys sorted): the same partition in the state and its copy."""
+    return json.dumps(context, sort_keys=True, default=str)
 
 
 def _looks_like_timestamp(value: str) -> bool:

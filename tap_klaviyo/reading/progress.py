@@ -254,6 +254,11 @@ _NOT_ACTIONABLE = (
 class _QuietContexts(logging.Filter):
     """Per-partition and per-child chatter of the SDK, kept for DEBUG."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: Loggers of the streams that have partitions or a parent.
+        self.partitioned: set[str] = set()
+
     def filter(self, record: logging.LogRecord) -> bool:
         if logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
             return True
@@ -262,22 +267,20 @@ class _QuietContexts(logging.Filter):
             return False
         if message.startswith("Beginning sync of") and "with context keys" in message:
             return False
-        return not message.startswith("Starting incremental sync of") or not _has_context(record)
-
-
-def _has_context(record: logging.LogRecord) -> bool:
-    """The state manager's start line of a partition or child (its stream has a parent or partitions)."""
-    return record.name in _PARTITIONED
-
-
-_PARTITIONED: set[str] = set()
-QUIET = _QuietContexts()
+        # the state manager's start line of a partition or child (its stream has a parent or partitions)
+        return not message.startswith("Starting incremental sync of") or record.name not in self.partitioned
 
 
 def quiet_logger(name: str, partitioned: bool) -> None:
-    """Keep a stream's per-partition chatter, and the SDK's per-context METRIC lines, for DEBUG."""
+    """Keep a stream's per-partition chatter, and the SDK's per-context METRIC lines, for DEBUG. The filter
+    lives on the SDK's logger (logging's own registry): one per process, found there, never kept here."""
+    sdk_logger = logging.getLogger("singer_sdk")
+    quiet = next((f for f in sdk_logger.filters if isinstance(f, _QuietContexts)), None)
+    if quiet is None:
+        quiet = _QuietContexts()
+        sdk_logger.addFilter(quiet)
     if partitioned:
-        _PARTITIONED.add(name)
-    for logger in (logging.getLogger(name), logging.getLogger("singer_sdk")):
-        if QUIET not in logger.filters:
-            logger.addFilter(QUIET)
+        quiet.partitioned.add(name)
+    stream_logger = logging.getLogger(name)
+    if quiet not in stream_logger.filters:
+        stream_logger.addFilter(quiet)

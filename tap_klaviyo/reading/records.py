@@ -69,14 +69,3 @@ class RecordShape:
         for column in missing:
             record[column] = None
         return record
-
-    def ids(self, resource: Any) -> dict[str, Any]:
-        """Just the id and relationship ids: enough to name a child's context."""
-        record: dict[str, Any] = {"id": resource.get("id")}
-        relationships = resource.get("relationships")
-        if not isinstance(relationships, dict):
-            relationships = {}
-        for name, column in self.to_one:
-            relationship = relationships.get(name)
-            record[column] = linked_id(relationship.get("data") if isinstance(relationship, dict) else None)
-        return record

@@ -82,6 +82,9 @@ class KlaviyoRun:
         self.gc = LeanGarbageCollection()
         self.ended = False
         self.lock = threading.Lock()
+        #: What one stream found that the run's other streams reuse (`once`), by what it is.
+        self.found_once: dict[str, Any] = {}
+        self.finding = threading.Lock()
 
     # -- the run's beginning and end -----------------------------------------------------------------
 
@@ -121,6 +124,13 @@ class KlaviyoRun:
         self.gc.stop()
         if self.on_end is not None:
             self.on_end()
+
+    def once(self, what: str, find: Callable[[], Any]) -> Any:
+        """`find()` the first time a stream asks for `what` in this run; the same answer after that."""
+        with self.finding:
+            if what not in self.found_once:
+                self.found_once[what] = find()
+            return self.found_once[what]
 
     # -- ending the run early --------------------------------------------------------------------------
 

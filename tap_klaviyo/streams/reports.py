@@ -22,7 +22,6 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
-from weakref import WeakKeyDictionary
 
 from typing_extensions import override
 
@@ -30,7 +29,6 @@ from klaviyo_core import spec
 from klaviyo_core.timestamps import normalize_timestamp, parse_utc, utc_iso
 from tap_klaviyo.reading.children import Listing
 from tap_klaviyo.reading.pagination import ApiPage
-from tap_klaviyo.reading.run import KlaviyoRun
 from tap_klaviyo.reading.settings import parse_date_setting
 from tap_klaviyo.reading.stream import KlaviyoStream
 
@@ -44,9 +42,6 @@ MAX_TIMEFRAME_DAYS = 365
 SEGMENT_DATA_START = datetime(2023, 6, 1, tzinfo=timezone.utc)
 DEFAULT_HISTORY_DAYS = 60
 DEFAULT_REQUESTS_PER_RUN = 2
-
-#: Run (tap) -> the conversion metric id found for it.
-_conversion_metrics: WeakKeyDictionary[KlaviyoRun, str | None] = WeakKeyDictionary()
 
 #: One request's worth of a report: timeframe `start`/`end` (datetimes), optional `interval`.
 Slice = dict[str, Any]
@@ -111,9 +106,8 @@ class ReportStream(KlaviyoStream):
         configured = self.config.get("report_conversion_metric_id")
         if configured:
             return str(configured)
-        if self.run not in _conversion_metrics:
-            _conversion_metrics[self.run] = self.find_conversion_metric()
-        return _conversion_metrics[self.run]
+        found: str | None = self.run.once("conversion metric", self.find_conversion_metric)
+        return found
 
     def find_conversion_metric(self) -> str | None:
         for metric in Listing(self.klaviyo_tap, "/api/metrics", {"fields[metric]": "name"}).all():
