@@ -15,6 +15,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,34 @@ SUBSCRIBES_PER_CALL = 1_000
 JOB_DELAYS_S = (5.0, 60.0)
 MEMBER_LIST = "Benchmark members"
 NEWSLETTER = "Benchmark newsletter"
+
+
+class PeakMemory:
+    """The target's peak RSS: the kernel's high-water mark of its own memory (VmHWM), read until it exits.
+
+    Not wait4's ru_maxrss: that counts the forked child before its exec, which shares this (emulator-holding)
+    process's pages."""
+
+    def __init__(self, pid: int) -> None:
+        self.status = Path(f"/proc/{pid}/status")
+        self.mb = 0.0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+        self.thread.start()
+
+    def watch(self) -> None:
+        while not self.done.wait(0.2):
+            try:
+                text = self.status.read_text()
+            except OSError:
+                return
+            for line in text.splitlines():
+                if line.startswith("VmHWM:"):
+                    self.mb = max(self.mb, int(line.split()[1]) / 1024)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 def write_input(path: Path, profiles: int, events: int, members: int, subscriptions: int) -> None:
@@ -84,20 +113,24 @@ def run(
     events: int = 100_000,
     members: int = 50_000,
     subscriptions: int = 20_000,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
-    """One run; `least_time(requests, burst, steady)` is the benchmark's sliding-window floor of one endpoint."""
+    """One run; `least_time(requests, burst, steady)` is the benchmark's sliding-window floor of one endpoint.
+    `dry_run`: the target reads and checks the input and writes nothing (its reading alone)."""
     source = workdir / "write-input.singer"
     write_input(source, profiles, events, members, subscriptions)
     config = EmulatorConfig(empty=True, latency_ms=latency_ms, latency_jitter_ms=jitter_ms, job_delay_s=job_delay_s)
     with Emulator(config) as emu:
         settings = workdir / "target-config.json"
-        settings.write_text(json.dumps({"api_key": DEMO_API_KEY, "api_url": emu.base_url}))
+        settings.write_text(json.dumps({"api_key": DEMO_API_KEY, "api_url": emu.base_url, "dry_run": dry_run}))
         script = Path(sys.executable).parent / "target-klaviyo"
         started = time.monotonic()
         out_path, err_path = workdir / "target.out", workdir / "target.err"
         with source.open(encoding="utf-8") as stdin, out_path.open("w") as out, err_path.open("w") as err:
             process = subprocess.Popen([str(script), "--config", str(settings)], stdin=stdin, stdout=out, stderr=err)
-            _pid, status, usage = os.wait4(process.pid, 0)  # the target's own CPU time and peak RSS
+            peak = PeakMemory(process.pid)
+            _pid, status, usage = os.wait4(process.pid, 0)  # the target's own CPU time
+            peak.stop()
         returncode = os.waitstatus_to_exitcode(status)
         stdout, stderr = out_path.read_text(), err_path.read_text()
         wall = time.monotonic() - started
@@ -144,15 +177,17 @@ def run(
         "new_members": new_members,
         "member_requests": member_requests,
         "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": peak.mb,
         "jobs": jobs,
         "calls": calls,
         "subscribe_calls": subscribe_calls,
     }
 
 
-def report(say: Any, result: dict[str, Any], summary: list[list[Any]]) -> None:
+def report(say: Any, result: dict[str, Any], summary: list[list[Any]], reading: dict[str, Any]) -> None:
     delay = result["job_delay_s"]
+    # The last job can go only once its rows are read: reading the input (the dry run's wall) plus one job.
+    read_floor = max(result["floor"], reading["wall"] + delay)
     say(
         f"### Jobs completing after {delay:.0f} s: {result['rows']:,} rows "
         f"({result['stored_profiles']:,} profiles stored, {result['stored_events']:,} events, "
@@ -178,8 +213,15 @@ def report(say: Any, result: dict[str, Any], summary: list[list[Any]]) -> None:
         f"{len(result['states'])} STATE lines; exit {result['exit']}**"
     )
     say()
+    say(
+        f"Reading the input alone (the same run with `dry_run`, nothing written) took {reading['wall']:.1f} s and "
+        f"{reading['cpu_s']:.1f} CPU-s; the last job can leave only once its rows are read, so this run's floor "
+        f"with the reading counted is {read_floor:.1f} s: **wall / that floor {result['wall'] / read_floor:.2f}**."
+    )
+    say()
     label = f"write (jobs {delay:.0f} s)"
     summary.append([f"{label}: wall / floor", f"{result['wall']:.1f} s / {result['floor']:.1f} s", "<= 1.2x"])
+    summary.append([f"{label}: wall / floor with the reading", f"{result['wall']:.1f} s / {read_floor:.1f} s", ""])
     summary.append([f"{label}: 429s", str(result["throttled"]), "0"])
     summary.append([f"{label}: peak RSS", f"{result['peak_rss_mb']:.0f} MB", "< 300 MB"])
     summary.append([f"{label}: requests per new member", f"{per_new:.4f}", "<= 0.01"])
@@ -197,8 +239,9 @@ def section(  # noqa: PLR0917 (the benchmark's sections all take what run.py mea
 ) -> None:
     say("## 6. Writing: the nightly push into an empty account (target-klaviyo)")
     say()
+    reading = run(workdir, latency_ms, jitter_ms, least_time, dry_run=True)
     for delay in JOB_DELAYS_S:
-        report(say, run(workdir, latency_ms, jitter_ms, least_time, job_delay_s=delay), summary)
+        report(say, run(workdir, latency_ms, jitter_ms, least_time, job_delay_s=delay), summary, reading)
     if million:
         result = run(
             workdir,
@@ -211,4 +254,15 @@ def section(  # noqa: PLR0917 (the benchmark's sections all take what run.py mea
             members=0,
             subscriptions=0,
         )
-        report(say, result, summary)
+        reading = run(
+            workdir,
+            latency_ms,
+            jitter_ms,
+            least_time,
+            profiles=1_000_000,
+            events=0,
+            members=0,
+            subscriptions=0,
+            dry_run=True,
+        )
+        report(say, result, summary, reading)

@@ -106,7 +106,7 @@ class KlaviyoClient:
         self, method: str, path: str, body: Any, params: Mapping[str, str] | None, what: str
     ) -> requests.Response:
         url = path if path.startswith("http") else self.connection.base_url + path
-        data = encode_document(body) if body is not None else None
+        data = body if body is None or isinstance(body, bytes) else encode_document(body)
         request = requests.Request(method, url, data=data, params=params, headers=self.headers)
         connection = self.connection
         prepared = connection.authenticator(connection.session.prepare_request(request))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from typing_extensions import override
@@ -68,9 +68,12 @@ class CatalogItemStream(KlaviyoStream):
         "category_ids": {"type": ["array", "null"], "items": {"type": "string"}}
     }
 
-    @cached_property
-    def categories_of_items(self) -> dict[str, list[str]]:
-        """Item id -> the ids of its categories, in category order (read once, on the first record)."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Item id -> the ids of its categories, in category order (read as the stream's sync begins).
+        self.categories_of_items: dict[str, list[str]] = {}
+
+    def read_categories_of_items(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         categories = Listing(self.klaviyo_tap, "/api/catalog-categories", {"fields[catalog-category]": "name"})
         items = Listing(self.klaviyo_tap, "/api/catalog-categories/{category_id}/relationships/items", {})
@@ -78,6 +81,13 @@ class CatalogItemStream(KlaviyoStream):
             for item in items.request_records({"category_id": str(category["id"])}):
                 out.setdefault(str(item["id"]), []).append(str(category["id"]))
         return out
+
+    @override
+    def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
+        """The categories' item ids first (once, before the first item), then the items."""
+        if not self.denied:
+            self.categories_of_items = self.read_categories_of_items()
+        yield from super().get_records(context)
 
     @override
     def post_process(self, row: dict[str, Any], context: Any = None) -> dict[str, Any] | None:

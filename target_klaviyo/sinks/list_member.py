@@ -89,7 +89,8 @@ class ListMemberSink(KlaviyoSink):
         poller = self.klaviyo.poller
         for list_id, members in imports.items():
             for part in chunks(members, MEMBERS_PER_JOB, MAX_BODY_BYTES, size=lambda pair: size_of(pair[1])):
-                self.spawn(unit, poller.submit_profile_import, unit, part, self.what, self.confirmed, list_id)
+                body, held = poller.prepare_profile_import(unit, part, list_id)
+                self.spawn(unit, poller.submit_profile_import, unit, body, held, self.what, self.confirmed)
         for list_id, members in by_id.items():
             ids = [key["profile_id"] for _, key in members]
             for start in range(0, len(ids), IDS_PER_CALL):

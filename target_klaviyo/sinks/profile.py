@@ -52,8 +52,10 @@ class ProfileSink(KlaviyoSink):
             return
         clearing = [(r, a) for r, a in accepted if any(v is None for v in _leaves(a))]
         bulk = [(r, a) for r, a in accepted if not any(v is None for v in _leaves(a))]
+        poller = self.klaviyo.poller
         for part in chunks(bulk, MAX_ROWS_PER_JOB, MAX_BODY_BYTES, size=lambda pair: size_of(pair[1])):
-            self.spawn(unit, self.klaviyo.poller.submit_profile_import, unit, part, self.what, self.confirmed)
+            body, held = poller.prepare_profile_import(unit, part)
+            self.spawn(unit, poller.submit_profile_import, unit, body, held, self.what, self.confirmed)
         for row, attrs in clearing:
             self.spawn(unit, self.upsert_one, unit, row, attrs)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from klaviyo_core.client import KlaviyoClient
+from klaviyo_core.documents import encode_document
 from target_klaviyo.writing.pipeline import HeldRows, Pipeline, Unit
 
 PROFILE_IMPORTS = "/api/profile-bulk-import-jobs"
@@ -121,19 +122,11 @@ class JobPoller:
             self.jobs.pop(job.job_id, None)
         job.finished(attributes)
 
-    def submit_profile_import(
-        self,
-        unit: Unit,
-        part: list[tuple[dict[str, Any], dict[str, Any]]],
-        what: str,
-        confirmed: Confirmed,
-        list_id: str | None = None,
-    ) -> None:
-        """One profile bulk import job (adding its profiles to `list_id` too), confirmed when Klaviyo completes it.
-
-        Upserts are safe to repeat: a submission retried after an unclear failure is another job doing the same.
-        The rows wait compressed; the unit stays open (a part) until the job is complete and its errors read.
-        """
+    def prepare_profile_import(
+        self, unit: Unit, part: list[tuple[dict[str, Any], dict[str, Any]]], list_id: str | None = None
+    ) -> tuple[bytes, HeldRows]:
+        """One job's body, and its rows compressed: from here the rows wait as bytes (counted against memory's
+        limit), so the reader goes on while Klaviyo takes its time to accept the job."""
         held = HeldRows([row for row, _ in part])
         data: dict[str, Any] = {
             "type": "profile-bulk-import-job",
@@ -141,10 +134,20 @@ class JobPoller:
         }
         if list_id is not None:
             data["relationships"] = {"lists": {"data": [{"type": "list", "id": list_id}]}}
-        response = self.client.request("POST", PROFILE_IMPORTS, body={"data": data}, what=what)
-        job_id = str(response.json()["data"]["id"])
+        body = encode_document({"data": data})
+        self.pipeline.hold_bytes(len(body) + len(held.blob))
         self.pipeline.sent(unit, len(part))
-        self.pipeline.hold_bytes(len(held.blob))
+        return body, held
+
+    def submit_profile_import(self, unit: Unit, body: bytes, held: HeldRows, what: str, confirmed: Confirmed) -> None:
+        """One profile bulk import job (prepared above), confirmed when Klaviyo completes it.
+
+        Upserts are safe to repeat: a submission retried after an unclear failure is another job doing the same.
+        The unit stays open (a part) until the job is complete and its errors read.
+        """
+        response = self.client.request("POST", PROFILE_IMPORTS, body=body, what=what)
+        job_id = str(response.json()["data"]["id"])
+        self.pipeline.hold_bytes(-len(body))
         unit.add_part()
 
         def finished(attributes: dict[str, Any]) -> None:
