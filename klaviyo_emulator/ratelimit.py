@@ -46,9 +46,16 @@ class RateLimiter:
         with self._lock:
             self._counts.clear()
 
-    def check(self, bucket: str, limit: RateLimit, scale: float, daily: bool = True) -> Decision:
-        """Count one request against ``bucket`` if every window has room; else say how long to wait."""
-        now = self._clock()
+    def now(self) -> float:
+        """The windows' clock (a request's arrival is read on it)."""
+        return self._clock()
+
+    def check(
+        self, bucket: str, limit: RateLimit, scale: float, daily: bool = True, arrived: float | None = None
+    ) -> Decision:
+        """Count one request against ``bucket`` if every window has room; else say how long to wait.
+        `arrived`: when the request reached Klaviyo (it counts then, not when its answer is computed)."""
+        now = self._clock() if arrived is None else arrived
         enabled = scale > 0
         windows: list[tuple[str, int, int, float]] = []  # (name, limit, window id, seconds until reset)
         if limit.burst:

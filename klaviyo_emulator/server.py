@@ -301,6 +301,9 @@ class Emulator:
         )
         cfg = self.config
         delay = cfg.latency_ms + self.faults.jitter(cfg.latency_jitter_ms)
+        # Klaviyo counts a request against its limits when it arrives (half the round trip after it left),
+        # whatever this process's threads are busy with while the answer is made.
+        arrived = self.limiter.now() + delay / 2000
         if delay > 0:
             self.wait(delay / 1000)
         match = get_spec().match(method, path)
@@ -312,14 +315,14 @@ class Emulator:
             return reply, entry
         kind = self.faults.roll(cfg.fault_rate, cfg.fault_kinds)
         if kind is not None and kind != "truncated" and method != "GET" and self.faults.chance(cfg.applied_fault_share):
-            self._answer(method, path, raw_query, pairs, headers, body_text)  # applied, then the answer is lost
+            self._answer(method, path, raw_query, pairs, headers, body_text, arrived)  # applied, the answer lost
             reply = self._fault_reply(kind)
             reply.fault = f"{kind}-applied"
             return reply, entry
         if kind is not None and kind != "truncated":
             reply = self._fault_reply(kind)
             return reply, entry
-        reply = self._answer(method, path, raw_query, pairs, headers, body_text)
+        reply = self._answer(method, path, raw_query, pairs, headers, body_text, arrived)
         if kind == "truncated":
             reply = _truncate(reply)
             reply.fault = "truncated"
@@ -376,6 +379,7 @@ class Emulator:
         pairs: list[tuple[str, str]],
         headers: dict[str, str],
         body: str | None,
+        arrived: float | None = None,
     ) -> _Reply:
         lower = {k.lower(): v for k, v in headers.items()}
         norm = path.rstrip("/") or "/"
@@ -421,7 +425,9 @@ class Emulator:
                 _error(400, "invalid", "Invalid input.", problem.message, parameter=problem.parameter),
             )
         bucket, limit = self._bucket(op, principal, pairs)
-        decision = self.limiter.check(bucket, limit, self.config.rate_limit_scale, self.config.daily_limits)
+        decision = self.limiter.check(
+            bucket, limit, self.config.rate_limit_scale, self.config.daily_limits, arrived=arrived
+        )
         if not decision.allowed:
             omit = self.faults.chance(self.config.retry_after_omit_rate)
             reply = throttled_reply(decision.retry_after, not omit)
