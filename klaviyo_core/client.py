@@ -10,7 +10,7 @@ write is idempotent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -130,11 +130,13 @@ class KlaviyoClient:
 
     def pages(self, path: str, params: Mapping[str, str] | None = None, what: str = "") -> list[dict[str, Any]]:
         """Every resource of a collection, following `links.next`."""
-        out: list[dict[str, Any]] = []
+        return list(self.resources(path, params, what))
+
+    def resources(self, path: str, params: Mapping[str, str] | None = None, what: str = "") -> Iterator[dict[str, Any]]:
+        """A collection's resources as its pages come (a caller that has seen enough stops asking)."""
         url: str | None = path
         query: Mapping[str, str] | None = params
         while url:
             doc = self.request("GET", url, params=query, what=what).json()
-            out.extend(doc.get("data") or [])
+            yield from doc.get("data") or []
             url, query = (doc.get("links") or {}).get("next"), None
-        return out
