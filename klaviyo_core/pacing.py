@@ -36,6 +36,9 @@ from klaviyo_core.errors import RateLimitExhausted
 # The server counts a request when it arrives, and latency varies: a slightly longer client-side window
 # keeps jittered arrivals inside Klaviyo's fixed windows.
 BURST_WINDOW_S = 1.15
+#: A write's body takes its own time to leave (a 5 MB import job, a busy process's threads): its endpoint's
+#: second is counted a little wider still.
+WRITE_BURST_WINDOW_S = 1.3
 STEADY_WINDOW_S = 61.0
 #: Klaviyo's steady window is fixed: a minute that resets at the moment each response's `RateLimit-Reset`
 #: tells (whole seconds, counted when the request arrived). Once told, the limiter counts requests per such
@@ -69,6 +72,8 @@ class Limiter:
     burst: int
     steady: int
     daily: int | None = None
+    #: The client-side second this endpoint's burst is counted over (wider than Klaviyo's, see above).
+    burst_window: float = BURST_WINDOW_S
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     _recent: deque[float] = field(default_factory=deque)
@@ -108,7 +113,7 @@ class Limiter:
         elif len(recent) >= self.steady and recent[len(recent) - self.steady] > now - STEADY_WINDOW_S:
             wait = max(wait, recent[len(recent) - self.steady] + STEADY_WINDOW_S - now)
         if len(recent) >= self.burst:
-            wait = max(wait, recent[len(recent) - self.burst] + BURST_WINDOW_S - now)
+            wait = max(wait, recent[len(recent) - self.burst] + self.burst_window - now)
         return wait
 
     def _roll(self, now: float) -> None:
@@ -214,11 +219,15 @@ class Pacer:
         self._calibration = threading.Condition()
         self._probing = False
 
-    def limiter(self, key: str, burst: int, steady: int, daily: int | None = None) -> Limiter:
+    def limiter(
+        self, key: str, burst: int, steady: int, daily: int | None = None, burst_window: float = BURST_WINDOW_S
+    ) -> Limiter:
         with self._lock:
             found = self._limiters.get(key)
             if found is None:
-                found = Limiter(key, burst, steady, daily, clock=self.clock.monotonic, sleep=self.clock.sleep)
+                found = Limiter(
+                    key, burst, steady, daily, burst_window, clock=self.clock.monotonic, sleep=self.clock.sleep
+                )
                 if self.ratio is not None:
                     found.assume(self.ratio)
                 self._limiters[key] = found
@@ -267,7 +276,8 @@ class Pacer:
         if "predictive_analytics" in unquote(query):  # Klaviyo limits profiles with predictions more tightly
             burst, steady = 10, 150
             key += " predictive"
-        return self.limiter(key, burst, steady, daily)
+        window = BURST_WINDOW_S if method.upper() == "GET" else WRITE_BURST_WINDOW_S
+        return self.limiter(key, burst, steady, daily, window)
 
     def limiters(self) -> list[Limiter]:
         with self._lock:
