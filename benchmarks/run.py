@@ -40,7 +40,8 @@ so 30 days would add 15 minutes of waiting per report that no client can shorten
 
 Options: `--quick` (demo account, no large run), `--skip-sequential`, `--skip-large`, `--skip-zero-latency`,
 `--skip-xlarge`, `--only-xlarge` (replaces section 6 of the results file), `--xlarge-fraction`, `--skip-batch`,
-`--only-batch` (replaces section 7),
+`--only-batch` (replaces section 7), `--baseline` (section 7 also runs the RECORD path of the tap in another
+checkout, the previous engine, in turn with this one),
 `--skip-reduced`, `--reduced-size`, `--reduced-scale`, `--skip-models`, `--only-models`,
 `--cpu-runs` (zero-latency runs, median reported; default 3), `--size`, `--large-size`, `--latency-ms`,
 `--jitter-ms`, `--out` (results file, default benchmarks/results.md; `--out -` writes none).
@@ -452,9 +453,11 @@ def run_tap(
     catalog: dict[str, Any] | None = None,
     keep_output: bool = True,
     spool: SpoolWatch | None = None,
+    root: Path = ROOT,
 ) -> Run:
     """The real command line in a subprocess; its own CPU time and peak RSS from wait4 (with `spool`, its
-    temporary directory is the watch's, and the spool file's size is polled while it runs)."""
+    temporary directory is the watch's, and the spool file's size is polled while it runs; `root`: the checkout
+    whose tap runs, `python -m` importing it from there)."""
     config_file = workdir / f"{label}-config.json"
     config_file.write_text(json.dumps(config))
     cmd = [sys.executable, "-m", "tap_klaviyo", "--config", str(config_file)]
@@ -473,7 +476,7 @@ def run_tap(
         err_path.open("wb") as err,
     ):
         started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=root, env=env)
         if spool is not None:
             spool.start(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -700,13 +703,20 @@ def batch_section(say: Report, args: argparse.Namespace, workdir: Path) -> list[
         "still post-processes each one and moves the bookmark per record, and STATE follows each BATCH message."
     )
     say()
+    if args.baseline:
+        say(
+            f"`RECORD, before`: the RECORD path of the tap in `{args.baseline}` (the previous engine), run in turn "
+            "with this one against the same emulator."
+        )
+        say()
     cases = [("event", args.size, {}), ("profile", args.large_size, {"start_date": LARGE_START.isoformat()})]
     rows: list[list[Any]] = []
     summary: list[list[Any]] = []
+    modes = ["RECORD", "BATCH", *(["RECORD, before"] if args.baseline else [])]
     for stream, size, extra in cases:
-        rates: dict[str, list[float]] = {"RECORD": [], "BATCH": []}
+        rates: dict[str, list[float]] = {mode: [] for mode in modes}
         for attempt in range(args.cpu_runs):
-            for mode in ("RECORD", "BATCH"):
+            for mode in modes:
                 batches = workdir / f"batches-{stream}-{attempt}"
                 batches.mkdir(exist_ok=True)
                 batch = {
@@ -718,7 +728,12 @@ def batch_section(say: Report, args: argparse.Namespace, workdir: Path) -> list[
                 with emulator(size, 0.0, 0.0) as emu:
                     config = base_config(emu, **extra, **(batch if mode == "BATCH" else {}))
                     run = run_tap(
-                        emu, config, workdir, f"{mode}-{stream}{attempt}", catalog=only_catalog(config, stream)
+                        emu,
+                        config,
+                        workdir,
+                        f"{mode.replace(', ', '-')}-{stream}{attempt}",
+                        catalog=only_catalog(config, stream),
+                        root=Path(args.baseline) if mode == "RECORD, before" else ROOT,
                     )
                     expected = len(emu.account.expected_ids(stream)) if not extra else None
                 if run.returncode:
@@ -756,6 +771,15 @@ def batch_section(say: Report, args: argparse.Namespace, workdir: Path) -> list[
                 "",
             ]
         )
+        if args.baseline:
+            before = statistics.median(rates["RECORD, before"])
+            summary.append(
+                [
+                    f"{stream} records per CPU-second, RECORD before / after (median of the runs)",
+                    f"{before:,.0f} / {record:,.0f} ({record / before:.2f}x)",
+                    ">= 60,000" if stream == "event" else ">= 15,000",
+                ]
+            )
     say.table(["stream", "path", "run", "records", "wall s", "CPU s (stream)", "records / CPU-s", "batch files"], rows)
     return summary
 
@@ -826,6 +850,12 @@ def main() -> int:
     parser.add_argument("--only-xlarge", action="store_true", help="the xlarge run alone")
     parser.add_argument("--only-batch", action="store_true", help="BATCH against RECORD alone (section 7)")
     parser.add_argument("--skip-batch", action="store_true", help="no BATCH against RECORD section")
+    parser.add_argument(
+        "--baseline",
+        default="",
+        help="a checkout of the previous engine (e.g. `git worktree add /tmp/before main`): section 7 runs its "
+        "RECORD path in turn with this one's",
+    )
     parser.add_argument(
         "--xlarge-fraction", type=float, default=1.0, help="scale the xlarge account's profiles and events"
     )
