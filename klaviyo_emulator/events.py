@@ -107,6 +107,8 @@ class EventStore:
         self.profile_at: Callable[[int], str] = (
             profile_ids.item if isinstance(profile_ids, Sorted) else profile_ids.__getitem__
         )
+        #: Position -> profile id where known (None: ask `profile_at`): the ids, or a lazy account's memo of them.
+        self.known_profile_ids: Sequence[str | None] | None = profile_ids if isinstance(profile_ids, list) else None
         #: A lazy account passes its own (no dict of a million ids).
         self.profile_index: Mapping[str, int] = (
             profile_index if profile_index is not None else {pid: k for k, pid in enumerate(profile_ids)}
@@ -503,8 +505,9 @@ class EventStore:
         n, salt, t0, span, n2 = self.n, self.salt, self.t0, self.span, 2 * self.n
         pattern, metric_ids, profile_at, tails = self.pattern, self.metric_ids, self.profile_at, self._tails
         reducers = self.tail_reducers()
-        pa, pb, nprof = self.pa, self.pb, self.nprof
-        kinds = [d.kind for d in self.metric_defs]
+        pa, pb, nprof, known = self.pa, self.pb, self.nprof, self.known_profile_ids
+        #: Per metric: 0 no price, 1 a price, 2 a price and an order id.
+        priced = [2 if d.kind in ("order", "checkout") else 1 if d.kind == "product" else 0 for d in self.metric_defs]
         first, last = min(indices[0], indices[-1]), max(indices[0], indices[-1])
         clustered = any(start <= last and first < end for start, end in self.clusters)
         link = f"{base}/api/events/"
@@ -529,11 +532,10 @@ class EventStore:
             micros = (h >> 16) % SECOND if (h >> 8) % 5 == 0 else 0
             stamp = f"{minute_text}{second:02d}.{micros:06d}+00:00" if micros else f"{minute_text}{second:02d}+00:00"
             metric = pattern[idx % PATTERN_LEN]
-            kind = kinds[metric]
             props = f'{{"$event_id":"{idx}:{h1 % 100000}"'
-            if kind in ("order", "product", "checkout"):
+            if priced[metric]:
                 props += f',"$value":{round(5 + (h1 % 20000) / 100, 2)!r}'
-                if kind != "product":
+                if priced[metric] == 2:
                     props += f',"OrderId":"#{1000 + idx}"'
             s0, m0, s1, m1, s2, m2 = reducers[metric]
             key = (metric, (h1 >> s0) % 4096 % m0, (h1 >> s1) % m1, (h1 >> s2) % m2)
@@ -546,11 +548,15 @@ class EventStore:
             eid = high_text + _PAIRS62[low // 3844] + _PAIRS62[low % 3844]
             uuid = f"{(h1 & ~0xF000) | 0x1000:016x}{(h * 0x9E3779B97F4A7C15 & 0x3FFFFFFFFFFFFFFF) | 1 << 63:016x}"
             ref = link + eid
+            position = (pa * idx + pb) % nprof
+            profile = known[position] if known is not None else None
+            if profile is None:
+                profile = profile_at(position)
             out.append(
                 f'{{"type":"event","id":"{eid}","attributes":{{"timestamp":{seconds},"event_properties":{props}'
                 f'{tail},"datetime":"{stamp}","uuid":"{uuid[:8]}-{uuid[8:12]}-{uuid[12:16]}-'
                 f'{uuid[16:20]}-{uuid[20:]}"}},"relationships":{{"profile":{{"data":{{"type":"profile","id":'
-                f'"{profile_at((pa * idx + pb) % nprof)}"}},"links":{{"self":"{ref}/relationships/profile/",'
+                f'"{profile}"}},"links":{{"self":"{ref}/relationships/profile/",'
                 f'"related":"{ref}/profile/"}}}},"metric":{{"data":{{"type":"metric","id":"{metric_ids[metric]}"}},'
                 f'"links":{{"self":"{ref}/relationships/metric/","related":"{ref}/metric/"}}}},"attributions":{{'
                 f'"links":{{"self":"{ref}/relationships/attributions/","related":"{ref}/attributions/"}}}}}},'
