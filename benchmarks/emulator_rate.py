@@ -22,8 +22,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.run import xlarge_size
-from tests.emulator import DEMO_API_KEY, Emulator, EmulatorConfig
-from tests.emulator.data import AccountData
+from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
+from klaviyo_emulator.data import AccountData
 
 HEADERS = {"Authorization": f"Klaviyo-API-Key {DEMO_API_KEY}", "revision": "2026-07-15"}
 TICKS = os.sysconf("SC_CLK_TCK")

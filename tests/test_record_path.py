@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from tap_klaviyo.api import spec
+from klaviyo_core import spec
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tap_klaviyo.reading.stream import KlaviyoStream
 from tests.conftest import config_for
-from tests.emulator import Emulator, EmulatorConfig
 from tests.harness import SyncResult, run_tap, select_only
 from tests.test_concurrency_sync import SMALL_REPORTS, TIME_DEPENDENT, normalized
 
