@@ -40,7 +40,8 @@ so 30 days would add 15 minutes of waiting per report that no client can shorten
 
 Options: `--quick` (demo account, no large run), `--skip-sequential`, `--skip-large`, `--skip-zero-latency`,
 `--skip-xlarge`, `--only-xlarge` (replaces section 6 of the results file), `--xlarge-fraction`, `--skip-batch`,
-`--only-batch` (replaces section 7),
+`--only-batch` (replaces section 7), `--baseline` (section 7 also runs the RECORD path of the tap in another
+checkout, the previous engine, in turn with this one),
 `--skip-reduced`, `--reduced-size`, `--reduced-scale`, `--skip-models`, `--only-models`,
 `--cpu-runs` (zero-latency runs, median reported; default 3), `--size`, `--large-size`, `--latency-ms`,
 `--jitter-ms`, `--out` (results file, default benchmarks/results.md; `--out -` writes none).
@@ -322,16 +323,12 @@ def xlarge_section(say: Report, args: argparse.Namespace, workdir: Path) -> list
         }
         watch = SpoolWatch(workdir / "xlarge-tmp")
         config = base_config(emu)
-        run = run_tap(
-            emu,
-            config,
-            workdir,
-            "xlarge",
-            catalog=only_catalog(config, *XLARGE_STREAMS),
-            keep_output=False,
-            spool=watch,
-        )
+        catalog = only_catalog(config, *XLARGE_STREAMS)
+        emulator_cpu = time.process_time()  # this process is the emulator's (the tap is a child)
+        run = run_tap(emu, config, workdir, "xlarge", catalog=catalog, keep_output=False, spool=watch)
+        emulator_cpu = time.process_time() - emulator_cpu
     left = watch.left_behind()
+    served = sum(sum(c.values()) for c in run.endpoints.values())
     shape = SIZES[size]
     say(
         f"## 6. The {size} account ({shape.profiles:,} profiles, {shape.events:,} events, {shape.lists} lists), "
@@ -359,7 +356,9 @@ def xlarge_section(say: Report, args: argparse.Namespace, workdir: Path) -> list
         f"(wall / floor **{over(run.wall, binding['bucket']):.2f}**), {sliding:.1f} s with sliding windows (wall / "
         f"floor {over(run.wall, sliding):.2f}); 429s: {server_429s(run)}; tap CPU {run.cpu:.1f} s; peak RSS "
         f"**{run.rss_mb:.0f} MB**; spool peak on disk **{watch.peak / 1024**2:,.0f} MB**, left in the run's "
-        f"TMPDIR after it ended: {', '.join(left) if left else 'nothing'}."
+        f"TMPDIR after it ended: {', '.join(left) if left else 'nothing'}. The emulator (this process) spent "
+        f"{emulator_cpu:.1f} CPU-s on the run's {served:,} requests: **{served / emulator_cpu:,.0f} pages per "
+        "CPU-second**."
     )
     say()
     say(
@@ -382,6 +381,7 @@ def xlarge_section(say: Report, args: argparse.Namespace, workdir: Path) -> list
             "<= 1.1",
         ],
         [f"peak RSS, {size}", f"{run.rss_mb:.0f} MB", "< 300 MB"],
+        [f"emulator pages per CPU-second, {size}", f"{served / emulator_cpu:,.0f}", ">= 150"],
         [f"spool peak disk, {size}", f"{watch.peak / 1024**2:,.0f} MB; left behind: {len(left)} files", ""],
         [f"records lost, {size}", "none" if not lost else str(lost), "none"],
         [f"429s, {size}", str(server_429s(run)), "0"],
@@ -452,9 +452,11 @@ def run_tap(
     catalog: dict[str, Any] | None = None,
     keep_output: bool = True,
     spool: SpoolWatch | None = None,
+    root: Path = ROOT,
 ) -> Run:
     """The real command line in a subprocess; its own CPU time and peak RSS from wait4 (with `spool`, its
-    temporary directory is the watch's, and the spool file's size is polled while it runs)."""
+    temporary directory is the watch's, and the spool file's size is polled while it runs; `root`: the checkout
+    whose tap runs, `python -m` importing it from there)."""
     config_file = workdir / f"{label}-config.json"
     config_file.write_text(json.dumps(config))
     cmd = [sys.executable, "-m", "tap_klaviyo", "--config", str(config_file)]
@@ -473,7 +475,7 @@ def run_tap(
         err_path.open("wb") as err,
     ):
         started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=root, env=env)
         if spool is not None:
             spool.start(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -602,7 +604,7 @@ def machine() -> str:
         f"{os.cpu_count()} CPU cores ({model or platform.processor() or 'unknown CPU'}){memory}, shared with other "
         f"work (load average {load:.1f} at the start); {platform.system()} {platform.release()}, Python "
         f"{platform.python_version()}. The emulator runs in the benchmark process and the tap in its own, so "
-        "they share the same cores: the emulator spends 13-20 ms of CPU rendering each 1,000-event page."
+        "they share the same cores (the emulator's own pages per CPU-second: `benchmarks/emulator_rate.py`)."
     )
 
 
@@ -700,13 +702,20 @@ def batch_section(say: Report, args: argparse.Namespace, workdir: Path) -> list[
         "still post-processes each one and moves the bookmark per record, and STATE follows each BATCH message."
     )
     say()
+    if args.baseline:
+        say(
+            f"`RECORD, before`: the RECORD path of the tap in `{args.baseline}` (the previous engine), run in turn "
+            "with this one against the same emulator."
+        )
+        say()
     cases = [("event", args.size, {}), ("profile", args.large_size, {"start_date": LARGE_START.isoformat()})]
     rows: list[list[Any]] = []
     summary: list[list[Any]] = []
+    modes = ["RECORD", "BATCH", *(["RECORD, before"] if args.baseline else [])]
     for stream, size, extra in cases:
-        rates: dict[str, list[float]] = {"RECORD": [], "BATCH": []}
+        rates: dict[str, list[float]] = {mode: [] for mode in modes}
         for attempt in range(args.cpu_runs):
-            for mode in ("RECORD", "BATCH"):
+            for mode in modes:
                 batches = workdir / f"batches-{stream}-{attempt}"
                 batches.mkdir(exist_ok=True)
                 batch = {
@@ -718,7 +727,12 @@ def batch_section(say: Report, args: argparse.Namespace, workdir: Path) -> list[
                 with emulator(size, 0.0, 0.0) as emu:
                     config = base_config(emu, **extra, **(batch if mode == "BATCH" else {}))
                     run = run_tap(
-                        emu, config, workdir, f"{mode}-{stream}{attempt}", catalog=only_catalog(config, stream)
+                        emu,
+                        config,
+                        workdir,
+                        f"{mode.replace(', ', '-')}-{stream}{attempt}",
+                        catalog=only_catalog(config, stream),
+                        root=Path(args.baseline) if mode == "RECORD, before" else ROOT,
                     )
                     expected = len(emu.account.expected_ids(stream)) if not extra else None
                 if run.returncode:
@@ -756,6 +770,15 @@ def batch_section(say: Report, args: argparse.Namespace, workdir: Path) -> list[
                 "",
             ]
         )
+        if args.baseline:
+            before = statistics.median(rates["RECORD, before"])
+            summary.append(
+                [
+                    f"{stream} records per CPU-second, RECORD before / after (median of the runs)",
+                    f"{before:,.0f} / {record:,.0f} ({record / before:.2f}x)",
+                    ">= 60,000" if stream == "event" else ">= 15,000",
+                ]
+            )
     say.table(["stream", "path", "run", "records", "wall s", "CPU s (stream)", "records / CPU-s", "batch files"], rows)
     return summary
 
@@ -826,6 +849,12 @@ def main() -> int:
     parser.add_argument("--only-xlarge", action="store_true", help="the xlarge run alone")
     parser.add_argument("--only-batch", action="store_true", help="BATCH against RECORD alone (section 7)")
     parser.add_argument("--skip-batch", action="store_true", help="no BATCH against RECORD section")
+    parser.add_argument(
+        "--baseline",
+        default="",
+        help="a checkout of the previous engine (e.g. `git worktree add /tmp/before main`): section 7 runs its "
+        "RECORD path in turn with this one's",
+    )
     parser.add_argument(
         "--xlarge-fraction", type=float, default=1.0, help="scale the xlarge account's profiles and events"
     )

@@ -935,6 +935,8 @@ class AccountData:
             micros(self.now),
             ProfilePositions(lazy) if lazy else None,
         )
+        if lazy:
+            self.events.known_profile_ids = lazy.known_ids
         ctx = self.events.ctx
         ctx.campaign_messages = self._campaign_messages
         ctx.flow_messages = self._flow_messages

@@ -19,11 +19,12 @@ import json
 import math
 import random
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
-from .records import SECOND, TIMELINE_END, TIMELINE_START, Rec, base62, fmt, micros, mix64, unbase62
+from .lazy import Sorted
+from .records import BASE62, SECOND, TIMELINE_END, TIMELINE_START, Rec, base62, fmt, micros, mix64, unbase62
 
 PATTERN_LEN = 200
 #: Conversions Klaviyo credits to a message (Placed Order, Fulfilled Order), and the kinds of events credited.
@@ -37,6 +38,10 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _ID_STRIDE = 7919
 _ID_WIDTH = 12
 _ID_BASE = 4 * 62**11
+#: An event id's last four base-62 digits; the seven before them change once in ~1,900 events.
+_ID_LOW = 62**4
+_PAIRS62 = tuple(a + b for a in BASE62 for b in BASE62)
+_MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,12 @@ class EventStore:
         self.metric_defs = metric_defs
         self.metric_index = {mid: k for k, mid in enumerate(metric_ids)}
         self.profile_ids = profile_ids
+        #: Position -> profile id without a Sequence's checks (the lazy account's ids are computed).
+        self.profile_at: Callable[[int], str] = (
+            profile_ids.item if isinstance(profile_ids, Sorted) else profile_ids.__getitem__
+        )
+        #: Position -> profile id where known (None: ask `profile_at`): the ids, or a lazy account's memo of them.
+        self.known_profile_ids: Sequence[str | None] | None = profile_ids if isinstance(profile_ids, list) else None
         #: A lazy account passes its own (no dict of a million ids).
         self.profile_index: Mapping[str, int] = (
             profile_index if profile_index is not None else {pid: k for k, pid in enumerate(profile_ids)}
@@ -138,6 +149,7 @@ class EventStore:
         self.next_idx = count
         self.now_micros = now_micros
         self._tails: dict[tuple[int, ...], str] = {}
+        self._reducers: list[tuple[int, int, int, int, int, int]] | None = None
         self._flow_variations: dict[str, list[str]] | None = None
 
     # ---- identity --------------------------------------------------------------------------------
@@ -307,9 +319,41 @@ class EventStore:
         yield from heapq.merge(base, extras, reverse=desc)
 
     def page(
-        self, query: EventQuery, limit: int, desc: bool = False, after: tuple[int, int] | None = None
-    ) -> list[tuple[int, int]]:
+        self,
+        query: EventQuery,
+        limit: int,
+        desc: bool = False,
+        after: tuple[int, int] | None = None,
+        plain: bool = True,
+    ) -> Sequence[tuple[int, int]]:
+        """Up to ``limit`` keys after ``after``: with ``plain``, consecutive base events as a range when nothing
+        else is asked of them (no metric or profile filter, no added event among them), else walked and merged."""
+        plain_keys = self._plain_page(query, limit, desc, after) if plain else None
+        if plain_keys is not None:
+            return plain_keys
         return list(itertools.islice(self.iter_keys(query, desc, after), limit))
+
+    def _plain_page(self, query: EventQuery, limit: int, desc: bool, after: tuple[int, int] | None) -> IndexKeys | None:
+        if query.metric_ids is not None or query.profile_ids is not None:
+            return None
+        with self._lock:
+            extras = self._extra_walk(query, desc)
+        lo, hi = self._base_bounds(query)
+        if after is not None:
+            if desc:
+                hi = min(hi, bisect.bisect_left(range(self.n), after, key=self._base_key))
+            else:
+                lo = max(lo, bisect.bisect_right(range(self.n), after, key=self._base_key))
+            extras = [k for k in extras if (k < after if desc else k > after)]
+        indices = range(hi - 1, max(lo, hi - limit) - 1, -1) if desc else range(lo, min(hi, lo + limit))
+        keys = IndexKeys(self, indices)
+        if extras:
+            if len(indices) < limit or not indices:
+                return None  # added events come after the base ones left: merged
+            last = keys[-1]
+            if (extras[0] < last) if not desc else (extras[0] > last):
+                return None
+        return keys
 
     def all_ids(self) -> set[str]:
         with self._lock:
@@ -446,6 +490,80 @@ class EventStore:
             f'"related":"{link}/attributions/"}}}}}},"links":{{"self":"{link}/"}}}}'
         )
 
+    @staticmethod
+    def indices_of(keys: Sequence[tuple[int, int]]) -> Sequence[int]:
+        """The event indices of a page's keys (a range when they are consecutive base events)."""
+        return keys.indices if isinstance(keys, IndexKeys) else [idx for _t, idx in keys]
+
+    def render_page(self, keys: Sequence[tuple[int, int]], base: str, attributions: bool) -> str:
+        """A page of events as the JSON text of its ``data`` items (the hot path of big syncs): the same text as
+        `render_json` per event, with what a page shares (constants, the id's high digits, the links' start)
+        worked out once and the per-event steps inlined (``mix64``, ``base_time``, ``fmt``, the uuid)."""
+        indices = self.indices_of(keys)
+        if not indices:
+            return ""
+        n, salt, t0, span, n2 = self.n, self.salt, self.t0, self.span, 2 * self.n
+        pattern, metric_ids, profile_at, tails = self.pattern, self.metric_ids, self.profile_at, self._tails
+        reducers = self.tail_reducers()
+        pa, pb, nprof, known = self.pa, self.pb, self.nprof, self.known_profile_ids
+        #: Per metric: 0 no price, 1 a price, 2 a price and an order id.
+        priced = [2 if d.kind in ("order", "checkout") else 1 if d.kind == "product" else 0 for d in self.metric_defs]
+        first, last = min(indices[0], indices[-1]), max(indices[0], indices[-1])
+        clustered = any(start <= last and first < end for start, end in self.clusters)
+        link = f"{base}/api/events/"
+        high, high_text, minute_of, minute_text = -1, "", -1, ""
+        out = []
+        for idx in indices:
+            if idx >= n or clustered or attributions:
+                out.append(self.render_json(idx, base, attributions))
+                continue
+            h = ((idx ^ salt) + 0x9E3779B97F4A7C15) & _MASK64
+            h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+            h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _MASK64
+            h ^= h >> 31
+            h1 = (h + 0x9E3779B97F4A7C15) & _MASK64
+            h1 = ((h1 ^ (h1 >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+            h1 = ((h1 ^ (h1 >> 27)) * 0x94D049BB133111EB) & _MASK64
+            h1 ^= h1 >> 31
+            seconds = (t0 + ((2 * idx + (h & 1)) * span) // n2) // SECOND
+            minute, second = divmod(seconds, 60)
+            if minute != minute_of:
+                minute_of, minute_text = minute, fmt(minute * 60 * SECOND)[:17]
+            micros = (h >> 16) % SECOND if (h >> 8) % 5 == 0 else 0
+            stamp = f"{minute_text}{second:02d}.{micros:06d}+00:00" if micros else f"{minute_text}{second:02d}+00:00"
+            metric = pattern[idx % PATTERN_LEN]
+            props = f'{{"$event_id":"{idx}:{h1 % 100000}"'
+            if priced[metric]:
+                props += f',"$value":{round(5 + (h1 % 20000) / 100, 2)!r}'
+                if priced[metric] == 2:
+                    props += f',"OrderId":"#{1000 + idx}"'
+            s0, m0, s1, m1, s2, m2 = reducers[metric]
+            key = (metric, (h1 >> s0) % 4096 % m0, (h1 >> s1) % m1, (h1 >> s2) % m2)
+            tail = tails.get(key)
+            if tail is None:
+                tail = tails[key] = self._tail(metric, key[1:])
+            top, low = divmod(idx * _ID_STRIDE + h % _ID_STRIDE, _ID_LOW)
+            if top != high:
+                high, high_text = top, "4" + base62(top, _ID_WIDTH - 5)
+            eid = high_text + _PAIRS62[low // 3844] + _PAIRS62[low % 3844]
+            uuid = f"{(h1 & ~0xF000) | 0x1000:016x}{(h * 0x9E3779B97F4A7C15 & 0x3FFFFFFFFFFFFFFF) | 1 << 63:016x}"
+            ref = link + eid
+            position = (pa * idx + pb) % nprof
+            profile = known[position] if known is not None else None
+            if profile is None:
+                profile = profile_at(position)
+            out.append(
+                f'{{"type":"event","id":"{eid}","attributes":{{"timestamp":{seconds},"event_properties":{props}'
+                f'{tail},"datetime":"{stamp}","uuid":"{uuid[:8]}-{uuid[8:12]}-{uuid[12:16]}-'
+                f'{uuid[16:20]}-{uuid[20:]}"}},"relationships":{{"profile":{{"data":{{"type":"profile","id":'
+                f'"{profile}"}},"links":{{"self":"{ref}/relationships/profile/",'
+                f'"related":"{ref}/profile/"}}}},"metric":{{"data":{{"type":"metric","id":"{metric_ids[metric]}"}},'
+                f'"links":{{"self":"{ref}/relationships/metric/","related":"{ref}/metric/"}}}},"attributions":{{'
+                f'"links":{{"self":"{ref}/relationships/attributions/","related":"{ref}/attributions/"}}}}}},'
+                f'"links":{{"self":"{ref}/"}}}}'
+            )
+        return ",".join(out)
+
     def properties(self, idx: int, metric: int, h: int) -> dict[str, Any]:
         """Event properties by metric kind, pointing at real campaigns, flows, lists and products."""
         value: dict[str, Any] = json.loads(self.properties_json(idx, metric, h))
@@ -463,12 +581,37 @@ class EventStore:
             head += f',"$value":{round(5 + (h % 20000) / 100, 2)!r}'
             if kind != "product":
                 head += f',"OrderId":"#{1000 + idx}"'
-        key = (metric, *_choices(kind, h))
+        return head + self._tail_text(metric, h)
+
+    def _tail_text(self, metric: int, h: int) -> str:
+        s0, m0, s1, m1, s2, m2 = self.tail_reducers()[metric]
+        key = (metric, (h >> s0) % 4096 % m0, (h >> s1) % m1, (h >> s2) % m2)
         tail = self._tails.get(key)
         if tail is None:
-            tail = self._tail(metric, key[1:])
-            self._tails[key] = tail
-        return head + tail
+            tail = self._tails[key] = self._tail(metric, key[1:])
+        return tail
+
+    def tail_reducers(self) -> list[tuple[int, int, int, int, int, int]]:
+        """Per metric, how its tail's choices come out of an event's hash: ``(h >> shift) % modulus`` three
+        times, the first also ``% 4096`` (`_choices`), reduced to what `_tail` reads of them (the message,
+        product, list or form picked; 1: not read), so the memo holds thousands of tails, not one per event."""
+        if self._reducers is None:
+            ctx = self.ctx
+            messages = len(ctx.flow_messages) + len(ctx.campaign_messages)
+            picks = {"site": 50, "list": len(ctx.lists), "form": len(ctx.forms)}
+            reducers = []
+            for mdef in self.metric_defs:
+                kind, name = mdef.kind, mdef.name
+                if kind in MESSAGE_KINDS:
+                    third = 8 if name == "Clicked Email" else 2 if name == "Bounced Email" else 1
+                    reducers.append((5, messages or 1, 17, 4 if kind == "email" else 1, 21, third))
+                elif kind in ("order", "product", "checkout"):
+                    second, third = (3 if kind == "product" else 1), (4 if kind == "order" else 1)
+                    reducers.append((7, len(ctx.products) or 1, 13, second, 19, third))
+                else:
+                    reducers.append((9, picks.get(kind) or 1, 0, 1, 0, 1))
+            self._reducers = reducers
+        return self._reducers
 
     def _tail(self, metric: int, choice: tuple[int, ...]) -> str:
         mdef = self.metric_defs[metric]
@@ -512,6 +655,26 @@ class EventStore:
             props["Source"] = "API"
         text = _dumps(props)
         return "," + text[1:] if len(text) > 2 else "}"
+
+
+class IndexKeys(Sequence[tuple[int, int]]):
+    """(datetime, index) keys of base events whose indices are a range: datetimes computed only when asked."""
+
+    def __init__(self, store: EventStore, indices: range) -> None:
+        self.store, self.indices = store, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, int]: ...
+    @overload
+    def __getitem__(self, index: slice) -> IndexKeys: ...
+    def __getitem__(self, index: int | slice) -> tuple[int, int] | IndexKeys:
+        if isinstance(index, slice):
+            return IndexKeys(self.store, self.indices[index])
+        idx = self.indices[index]
+        return (self.store.base_time(idx), idx)
 
 
 def _choices(kind: str, h: int) -> tuple[int, ...]:

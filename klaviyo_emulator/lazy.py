@@ -22,12 +22,18 @@ _LOW = (1 << 40) - 1
 
 
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # 10 bits at a time: ids are on every event
+#: 15 bits at a time: a profile id is 10 + 16 digits, each half three or five triples and one digit.
+_TRIPLES = tuple(a + b for a in _CROCKFORD for b in _PAIRS)
 
 
-def _crockford(number: int, width: int) -> str:
-    """`number` in `width` (even) Crockford base-32 digits."""
-    pairs = _PAIRS
-    return "".join([pairs[(number >> shift) & 1023] for shift in range(5 * width - 10, -1, -10)])
+def _profile_id(created_ms: int, low: int) -> str:
+    """Crockford base-32 digits: 10 of `created_ms`, 16 of `low` (an id for every event of a page)."""
+    t, c = _TRIPLES, _CROCKFORD
+    return (
+        f"{t[created_ms >> 35 & 32767]}{t[created_ms >> 20 & 32767]}{t[created_ms >> 5 & 32767]}{c[created_ms & 31]}"
+        f"{t[low >> 65 & 32767]}{t[low >> 50 & 32767]}{t[low >> 35 & 32767]}{t[low >> 20 & 32767]}"
+        f"{t[low >> 5 & 32767]}{c[low & 31]}"
+    )
 
 
 class Sorted(Sequence[Any]):
@@ -52,6 +58,10 @@ class Sorted(Sequence[Any]):
             raise IndexError(index)
         return self._item(self.lo + index)
 
+    def item(self, index: int) -> Any:
+        """``self[index]`` for ``0 <= index < len(self)``, without the checks (per-event hot paths)."""
+        return self._item(self.lo + index)
+
     def window(self, lo: int, hi: int) -> Sorted:
         """Positions ``[lo, hi)`` of this view (relative), still lazy."""
         return Sorted(self._item, self.lo + lo, self.lo + min(hi, len(self)))
@@ -67,25 +77,41 @@ class LazyProfiles(Mapping[str, Rec]):
         self.n, self.salt, self._attrs = n, salt, attrs
         self.lo, self.step = lo, max(2 * SECOND, (hi - lo) // max(1, n))
         self.push_tokens: dict[str, list[str]] = {}
+        #: Position -> id, filled as ids are asked for: every event names its profile, so a full read of a
+        #: big account's events asks for each id about ten times.
+        self.known_ids: list[str | None] = [None] * n
         #: Set once events exist: position -> last_event_date (or None).
         self.last_event: Callable[[int], str | None] = lambda p: None
 
     def _hash(self, p: int) -> int:
         return mix64(p ^ self.salt)
 
-    def updated(self, p: int) -> int:
-        """Epoch micros, strictly increasing with ``p``; a third carry microseconds, as Klaviyo's do."""
-        value = self.lo + p * self.step + (self._hash(p) % (self.step // SECOND)) * SECOND // 2
+    def updated(self, p: int, h: int | None = None) -> int:
+        """Epoch micros, strictly increasing with ``p``; a third carry microseconds, as Klaviyo's do
+        (``h``: ``p``'s hash, when the caller has it)."""
+        if h is None:
+            h = self._hash(p)
+        step = self.step
+        value = self.lo + p * step + (h % (step // SECOND)) * SECOND // 2
         value -= value % SECOND
-        return value + (self._hash(p) >> 20) % SECOND if p % 3 == 1 else value
+        return value + (h >> 20) % SECOND if p % 3 == 1 else value
 
-    def created(self, p: int) -> int:
-        value = self.updated(p) - (self._hash(p) >> 8) % (400 * DAY)
-        value = max(self.lo - 30 * DAY, value)
+    def created(self, p: int, h: int | None = None) -> int:
+        if h is None:
+            h = self._hash(p)
+        value = max(self.lo - 30 * DAY, self.updated(p, h) - (h >> 8) % (400 * DAY))
         return value - value % SECOND
 
     def id_of(self, p: int) -> str:
-        return _crockford(self.created(p) // 1000, 10) + _crockford(((self._hash(p) & _LOW) << 40) | p, 16)
+        known = self.known_ids[p]
+        if known is None:
+            known = self.known_ids[p] = self._new_id(p)
+        return known
+
+    def _new_id(self, p: int) -> str:
+        """One hash for the whole id (it names every event's profile)."""
+        h = self._hash(p)
+        return _profile_id(self.created(p, h) // 1000, ((h & _LOW) << 40) | p)
 
     def index_of(self, profile_id: str) -> int | None:
         if len(profile_id) != 26:

@@ -60,21 +60,23 @@ def from_micros(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
-_MINUTES: dict[int, str] = {}
+_DAYS: dict[int, str] = {}
 
 
 def fmt(value: int, keep_micros: bool = False) -> str:
     """Klaviyo's timestamp text: ``2024-05-01T12:00:00+00:00`` (optionally with microseconds)."""
     sec, frac = divmod(value, SECOND)
-    minute, second = divmod(sec, 60)
-    prefix = _MINUTES.get(minute)
+    day, rest = divmod(sec, 86_400)
+    prefix = _DAYS.get(day)
     if prefix is None:
-        if len(_MINUTES) > 100_000:
-            _MINUTES.clear()
-        prefix = _MINUTES[minute] = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
+        if len(_DAYS) > 100_000:
+            _DAYS.clear()
+        prefix = _DAYS[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
+    hour, rest = divmod(rest, 3600)
+    minute, second = divmod(rest, 60)
     if keep_micros and frac:
-        return f"{prefix}{second:02d}.{frac:06d}+00:00"
-    return f"{prefix}{second:02d}+00:00"
+        return f"{prefix}{hour:02d}:{minute:02d}:{second:02d}.{frac:06d}+00:00"
+    return f"{prefix}{hour:02d}:{minute:02d}:{second:02d}+00:00"
 
 
 def ulid(at_micros: int, rng: random.Random) -> str:

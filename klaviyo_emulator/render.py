@@ -32,6 +32,30 @@ class RenderOptions:
     revision: str = ""
     #: Resource type -> attributes served on every resource of that type beyond the spec (drift tests).
     extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Resource type -> (the shape, its attribute steps): what the choices above make of a shape, worked out
+    #: once per request instead of once per resource.
+    plans: dict[str, tuple[ResourceShape, list[Step]]] = field(default_factory=dict)
+
+
+#: One attribute of a rendered resource: (name, its dynamic getter, the nested keys a sparse field keeps).
+Step = tuple[str, "Callable[[Rec], Any] | None", "list[str] | None"]
+
+
+def steps(rtype: str, names: Iterable[str], opts: RenderOptions) -> list[Step]:
+    """Which of `names` a resource of `rtype` gets under `opts` (sparse and additional fields), in order."""
+    wanted = opts.fields.get(rtype)
+    omitted = opts.omitted.get(rtype, frozenset()) - opts.additional.get(rtype, set())
+    out: list[Step] = []
+    for name in names:
+        if name in omitted:
+            continue
+        if wanted is not None and name not in wanted:
+            nested = [w.split(".", 1)[1] for w in wanted if w.startswith(name + ".")]
+            if nested:
+                out.append((name, None, nested))
+            continue
+        out.append((name, opts.dynamic.get(name), None))
+    return out
 
 
 def type_path(rtype: str) -> str:
@@ -54,26 +78,21 @@ def render(
     """One resource object. ``include_data`` names to-many relationships that get a ``data`` list."""
     rtype = shape.type
     wanted = opts.fields.get(rtype)
-    omitted = opts.omitted.get(rtype, frozenset()) - opts.additional.get(rtype, set())
     attrs: dict[str, Any] = {}
-    source = rec.attrs
-    names: Iterable[str] = shape.attributes
     legacy = legacy_attribute_names(opts.revision) if rtype == "flow-action" and opts.revision else None
     if legacy is not None:
-        names, source = legacy, rec.extra.get("legacy") or {}
-    dynamic = opts.dynamic
-    for name in names:
-        if name in omitted:
-            continue
-        if wanted is not None and name not in wanted:
-            nested = [w.split(".", 1)[1] for w in wanted if w.startswith(name + ".")]
-            if not nested:
-                continue
+        source, attribute_steps = rec.extra.get("legacy") or {}, steps(rtype, legacy, opts)
+    else:
+        plan = opts.plans.get(rtype)
+        if plan is None or plan[0] is not shape:
+            plan = opts.plans[rtype] = (shape, steps(rtype, shape.attributes, opts))
+        source, attribute_steps = rec.attrs, plan[1]
+    for name, getter, nested in attribute_steps:
+        if nested is not None:
             value = source.get(name)
             attrs[name] = {k: value.get(k) for k in nested} if isinstance(value, dict) else value
-            continue
-        getter = dynamic.get(name)
-        attrs[name] = getter(rec) if getter is not None else source.get(name)
+        else:
+            attrs[name] = getter(rec) if getter is not None else source.get(name)
     for name, value in opts.extra.get(rtype, {}).items():
         if wanted is None or name in wanted:
             attrs[name] = value

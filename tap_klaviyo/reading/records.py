@@ -43,7 +43,10 @@ class RecordShape:
             lean_relationships = resource.relationships or {}
             for name, column in self.to_one:
                 relationship = lean_relationships.get(name)
-                record[column] = linked_id(relationship.data if relationship is not None else None)
+                data = relationship.data if relationship is not None else None
+                found = data.get("id") if type(data) is dict else None
+                # A non-empty string id is what Klaviyo sends: taken as it is, without two calls per column.
+                record[column] = found if type(found) is str and found else linked_id(data)
         else:
             attributes = resource.get("attributes") if isinstance(resource, dict) else None
             record = attributes if isinstance(attributes, dict) else {}

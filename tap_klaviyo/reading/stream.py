@@ -259,22 +259,30 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
                 record[column] = context.get(column)
         if self.keep_columns is not None:
             record = {k: record.get(k) for k in self.keep_columns}
-        if any(record.get(key) is None for key in self.primary_keys):
-            self.notes.unkeyed += 1
-            self.stats.records -= 1 if self.selected else 0
-            return None
+        for key in self.primary_keys:
+            if record.get(key) is None:
+                self.notes.unkeyed += 1
+                self.stats.records -= 1 if self.selected else 0
+                return None
         cut = self.end_cut
         if cut is not None and (record.get(cut[0]) or "") >= cut[1]:
             self.stats.records -= 1 if self.selected else 0
             return None
         self.drift.check(record)
         self.shape.complete(record)
-        if self.replication_key and record.get(self.replication_key) is None:
+        bookmark = self.bookmark_column
+        if bookmark and record.get(bookmark) is None:
             self.notes.without_key += 1
         if self.derives:
             self.fanout.derive(record)
-        self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
+        if self.full_read_forced:
+            self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
         return record
+
+    @cached_property
+    def bookmark_column(self) -> str | None:
+        """The replication key (asked once per record: the SDK's property is not a plain attribute)."""
+        return self.replication_key
 
     @override
     def generate_child_contexts(self, record: dict[str, Any], context: Context | None) -> Iterable[Context | None]:
