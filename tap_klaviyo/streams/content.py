@@ -84,10 +84,13 @@ class CatalogItemStream(KlaviyoStream):
 
     @override
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
-        """The categories' item ids first (once, before the first item), then the items."""
-        if not self.denied:
+        """The items; once the first one is read (the key may read the catalog: its scope is proven), the
+        categories' item ids, before that first item reaches `post_process`."""
+        records = iter(super().get_records(context))
+        for first in records:
             self.categories_of_items = self.read_categories_of_items()
-        yield from super().get_records(context)
+            yield first
+            yield from records
 
     @override
     def post_process(self, row: dict[str, Any], context: Any = None) -> dict[str, Any] | None:
