@@ -24,11 +24,15 @@ from klaviyo_core.clock import Clock
 from klaviyo_core.errors import KlaviyoUserError, one_line_on_user_error
 from klaviyo_core.token_store import config_files_of_this_run
 from target_klaviyo.sinks import SINK_TYPES
+from target_klaviyo.sinks.base import KlaviyoSink
+from target_klaviyo.writing.campaign_parts import CampaignParts
 from target_klaviyo.writing.identity import ProfileIds
 from target_klaviyo.writing.jobs import JobFailed, JobPoller
+from target_klaviyo.writing.keyed import TargetObjects
 from target_klaviyo.writing.ledger import Ledger
 from target_klaviyo.writing.lists import Lists
 from target_klaviyo.writing.pipeline import Pipeline
+from target_klaviyo.writing.references import SourceNames
 from target_klaviyo.writing.rejects import Outcomes
 from target_klaviyo.writing.settings import TARGET_CONFIG_SCHEMA, target_settings_errors
 
@@ -101,7 +105,7 @@ class TargetKlaviyo(Target):
         self.config_files = config_files_of_this_run()
         self.ledger = Ledger()
         #: Every sink of the run (the SDK keeps its own list private): drained at the end of the input.
-        self.sinks: list[Sink] = []
+        self.sinks: list[KlaviyoSink] = []
         self.state_written_at = self.clock.monotonic()
         kwargs.setdefault("message_reader", StateGate(self.ledger, self.settle_states))
         super().__init__(*args, **kwargs)
@@ -134,6 +138,18 @@ class TargetKlaviyo(Target):
     def profiles(self) -> ProfileIds:
         return ProfileIds(self.client)
 
+    @cached_property
+    def objects(self) -> TargetObjects:
+        return TargetObjects(self.client)
+
+    @cached_property
+    def names(self) -> SourceNames:
+        return SourceNames()
+
+    @cached_property
+    def campaign_parts(self) -> CampaignParts:
+        return CampaignParts()
+
     @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         sink = SINK_TYPES.get(stream_name)
@@ -160,6 +176,8 @@ class TargetKlaviyo(Target):
         and a failing exit when more rows were rejected than allowed."""
         for sink in self.sinks:
             self.drain_one(sink)
+        for sink in sorted(self.sinks, key=lambda sink: sink.finish_rank):
+            sink.finish()
         self.pipeline.wait_until_settled()
         self.ledger.release_ready()
         super().process_endofpipe()

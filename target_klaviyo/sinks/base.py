@@ -12,12 +12,28 @@ from target_klaviyo.writing.contracts import WriteRun
 from target_klaviyo.writing.pipeline import Unit
 from target_klaviyo.writing.rows import RowError, jsonable
 
+#: What the SDK stamps on each record when metadata is on (the row as read is what a reject shows).
+STAMPED = (
+    "_sdc_extracted_at",
+    "_sdc_received_at",
+    "_sdc_batched_at",
+    "_sdc_sequence",
+    "_sdc_sync_started_at",
+    "_sdc_table_version",
+)
+DELETES_OFF = "deleting needs the allow_deletes setting: nothing was deleted"
+
 
 class KlaviyoSink(BatchSink):
     """Rows of one Klaviyo object. `write(rows, unit)` checks them and hands each call or job to the lane as a
     part of the batch's unit; it returns before Klaviyo answers. Counts are given only once Klaviyo confirmed."""
 
     name: ClassVar[str] = ""
+    #: Rows may carry `_sdc_deleted_at`: the SDK removes `_sdc_*` columns unless record metadata is on, so such
+    #: a sink turns it on for itself and a deletion is never silently ignored.
+    reads_deletions: ClassVar[bool] = False
+    #: Sinks whose rows wait for other objects finish in this order at the end of the input.
+    finish_rank: ClassVar[int] = 0
 
     def __init__(self, target: Any, stream_name: str, schema: dict[str, Any], key_properties: Any) -> None:
         self.klaviyo: WriteRun = target  # the SDK keeps its own reference private
@@ -34,6 +50,23 @@ class KlaviyoSink(BatchSink):
     def dry_run(self) -> bool:
         return bool(self.config.get("dry_run"))
 
+    @property
+    @override
+    def include_sdc_metadata_properties(self) -> bool:
+        return self.reads_deletions or super().include_sdc_metadata_properties
+
+    @property
+    def allow_deletes(self) -> bool:
+        return bool(self.config.get("allow_deletes"))
+
+    def deleting(self, row: dict[str, Any]) -> bool:
+        """The row asks for a deletion (a RowError when the allow_deletes setting is off)."""
+        if row.get("_sdc_deleted_at") is None:
+            return False
+        if not self.allow_deletes:
+            raise RowError(DELETES_OFF)
+        return True
+
     @override
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         ledger = self.klaviyo.ledger
@@ -45,7 +78,14 @@ class KlaviyoSink(BatchSink):
     @override
     def process_batch(self, context: dict[str, Any]) -> None:
         """Hand the batch on (the reader waits only when memory holds as much as it may)."""
-        rows = [jsonable(row) for row in context.get("records", [])]
+        records = context.get("records", [])
+        if self.reads_deletions:
+            for row in records:
+                for name in STAMPED:
+                    row.pop(name, None)
+                if row.get("_sdc_deleted_at") is None:
+                    row.pop("_sdc_deleted_at", None)  # the SDK adds it to every row
+        rows = [jsonable(row) for row in records]
         hold, self.hold = self.hold, None
         pipeline = self.klaviyo.pipeline
         pipeline.wait_for_room()
@@ -57,6 +97,9 @@ class KlaviyoSink(BatchSink):
 
     def write(self, rows: list[dict[str, Any]], unit: Unit) -> None:
         raise NotImplementedError
+
+    def finish(self) -> None:
+        """The end of the input, every batch handed on: rows held for their references are written now."""
 
     def spawn(self, unit: Unit, function: Callable[..., None], *args: Any) -> None:
         """One part of the unit, run on this stream's workers."""

@@ -1,4 +1,5 @@
-"""list: a list is created when no list has the row's name (Klaviyo caps creation at 150 a day)."""
+"""list: a list is created when no list has the row's name (Klaviyo caps creation at 150 a day); a row with
+`_sdc_deleted_at` deletes the list of that name, only with the allow_deletes setting."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from typing_extensions import override
 
 from target_klaviyo.sinks.base import KlaviyoSink
+from target_klaviyo.writing.keyed import delete_object
 from target_klaviyo.writing.lists import ListCapReached
 from target_klaviyo.writing.pipeline import Unit
 from target_klaviyo.writing.rows import RowError
@@ -16,6 +18,7 @@ OPT_IN = ("single_opt_in", "double_opt_in")
 
 class ListSink(KlaviyoSink):
     name = "list"
+    reads_deletions = True
 
     @staticmethod
     def parsed(row: dict[str, Any]) -> tuple[str, str | None]:
@@ -31,25 +34,47 @@ class ListSink(KlaviyoSink):
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         """Lists are declared when read: a membership or subscription drained first creates them alike."""
         super().process_record(record, context)
+        if record.get("_sdc_deleted_at") is not None:
+            return
+        self.klaviyo.names.note("list", record)
         try:
             name, opt_in = self.parsed(record)
         except RowError:
             return
         self.klaviyo.lists.declare(name, opt_in)
 
+    def wanted(self, row: dict[str, Any]) -> tuple[str, str | None, bool]:
+        deleting = self.deleting(row)
+        return (*self.parsed(row), deleting)
+
     @override
     def write(self, rows: list[dict[str, Any]], unit: Unit) -> None:
-        accepted = self.checked(rows, self.parsed)
+        accepted = self.checked(rows, self.wanted)
         self.sent(unit, len(rows) - len(accepted))
         if accepted:
             self.spawn(unit, self.ensure, unit, accepted)
 
-    def ensure(self, unit: Unit, accepted: list[tuple[dict[str, Any], tuple[str, str | None]]]) -> None:
-        for row, (name, opt_in) in accepted:
+    def ensure(self, unit: Unit, accepted: list[tuple[dict[str, Any], tuple[str, str | None, bool]]]) -> None:
+        for row, (name, opt_in, deleting) in accepted:
             self.sent(unit, 1)
+            if deleting:
+                self.count(self.remove(name))
+                continue
             try:
                 _list_id, created = self.klaviyo.lists.ensure(name, self.what, opt_in)
             except ListCapReached as exc:
                 self.reject(row, str(exc))
                 continue
             self.count("created" if created else "unchanged")
+
+    def remove(self, name: str) -> str:
+        """Delete the list named `name` (absent: nothing to do)."""
+        lists = self.klaviyo.lists
+        with lists.lock:
+            list_id = lists.find(name, self.what)
+            if list_id is None:
+                return "unchanged"
+            if not self.dry_run:
+                delete_object(self.klaviyo.client, f"/api/lists/{list_id}", self.what)
+                lists.forget(name)
+            return "removed"

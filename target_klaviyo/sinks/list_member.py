@@ -24,8 +24,6 @@ from target_klaviyo.writing.targets import list_of, profile_key
 
 IDS_PER_CALL = 1_000
 MEMBERS_PER_JOB = 10_000
-#: What the SDK stamps on each record when metadata is on (the row as read is what a reject shows).
-STAMPED = ("_sdc_received_at", "_sdc_batched_at", "_sdc_sequence", "_sdc_sync_started_at")
 DELETES_OFF = "removing a member needs the allow_deletes setting: nothing was removed"
 
 Member = tuple[dict[str, Any], dict[str, str]]
@@ -34,18 +32,7 @@ Member = tuple[dict[str, Any], dict[str, str]]
 class ListMemberSink(KlaviyoSink):
     name = "list_member"
     MAX_SIZE_DEFAULT = MEMBERS_PER_JOB
-
-    @property
-    @override
-    def include_sdc_metadata_properties(self) -> bool:
-        return True
-
-    @override
-    def process_batch(self, context: dict[str, Any]) -> None:
-        for row in context.get("records", []):
-            for name in STAMPED:
-                row.pop(name, None)
-        super().process_batch(context)
+    reads_deletions = True
 
     @override
     def write(self, rows: list[dict[str, Any]], unit: Unit) -> None:

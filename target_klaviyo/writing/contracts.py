@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from klaviyo_core.client import KlaviyoClient
+from target_klaviyo.writing.campaign_parts import CampaignParts
 from target_klaviyo.writing.identity import ProfileIds
 from target_klaviyo.writing.jobs import JobPoller
+from target_klaviyo.writing.keyed import TargetObjects
 from target_klaviyo.writing.ledger import Ledger
 from target_klaviyo.writing.lists import Lists
 from target_klaviyo.writing.pipeline import Pipeline
+from target_klaviyo.writing.references import SourceNames
 from target_klaviyo.writing.rejects import Outcomes
 
 
@@ -39,3 +42,12 @@ class WriteRun(Protocol):
 
     @property
     def profiles(self) -> ProfileIds: ...
+
+    @property
+    def objects(self) -> TargetObjects: ...
+
+    @property
+    def names(self) -> SourceNames: ...
+
+    @property
+    def campaign_parts(self) -> CampaignParts: ...

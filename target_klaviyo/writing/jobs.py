@@ -4,7 +4,9 @@ Klaviyo documents no completion time for its bulk jobs (seconds to hours), so th
 asks less often as jobs age (a twentieth of the youngest job's age, between `job_poll_interval` and 30 s).
 One request per tick covers every job of a kind: the newest jobs of that kind, whose attributes say which of
 ours completed (its counts; then its errors when some rows failed). Kinds whose listing cannot be sorted
-list their running jobs instead, and a job missing from that list is read once.
+list their running jobs instead (catalog and suppression job lists filter with `equals` only: one listing for
+queued, one for processing), and a job missing from that list is read once. A profile import's errors are
+read from its import-errors, a catalog job's from its attributes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from klaviyo_core.client import KlaviyoClient
@@ -21,12 +23,19 @@ from target_klaviyo.writing.pipeline import HeldRows, Pipeline, Unit
 
 PROFILE_IMPORTS = "/api/profile-bulk-import-jobs"
 _PROFILE_ROW = re.compile(r"/data/attributes/profiles/data/(\d+)")
+_JOB_ROW = re.compile(r"/data/attributes/\w+/data/(\d+)")
 MAX_TICK_S = 30.0
 RUNNING = '["queued","processing"]'
 NEWEST_FIRST = {"sort": "-created_at", "page[size]": "100"}
 #: A tick comes after this share of the youngest job's age (at least `job_poll_interval`, at most 30 s): a job
 #: is seen complete at most about 5 % of its age after it completed.
 AGE_SHARE = 20
+#: How each kind of job in flight is listed when it cannot be sorted: profile imports take `any` and a page
+#: size; catalog and suppression job lists take `equals` only (one listing per running status), no page size.
+RUNNING_LISTINGS: dict[str, list[dict[str, str]]] = {
+    PROFILE_IMPORTS: [{"filter": f"any(status,{RUNNING})", "page[size]": "100"}],
+}
+EQUALS_LISTINGS = [{"filter": 'equals(status,"queued")'}, {"filter": 'equals(status,"processing")'}]
 
 
 #: What a sink does with a completed job: (its rows as read, position -> reason for those Klaviyo refused).
@@ -50,6 +59,18 @@ class Job:
     #: A listing of this kind's jobs, newest first, whose attributes say each one's end: one request a tick
     #: reads every job of the run (None: list the running ones, and read each that left that list).
     newest_first: dict[str, str] | None = None
+
+
+def attribute_errors(attributes: dict[str, Any]) -> dict[int, str]:
+    """Row position -> Klaviyo's reason, from the `errors` a completed catalog job carries in its attributes
+    (each points at its object: /data/attributes/<items|variants|categories>/data/<position>/...)."""
+    failed: dict[int, str] = {}
+    for error in attributes.get("errors") or []:
+        match = _JOB_ROW.match(str((error.get("source") or {}).get("pointer") or ""))
+        if match:
+            detail = str(error.get("detail") or error.get("title") or "job error")
+            failed.setdefault(int(match.group(1)), f"Klaviyo job error: {detail}")
+    return failed
 
 
 def profile_import_errors(client: KlaviyoClient, job_id: str, what: str) -> dict[int, str]:
@@ -114,9 +135,10 @@ class JobPoller:
             if first.newest_first is not None:
                 unseen = self.newest(collection, jobs, first.newest_first, first.what)
             else:
-                params = {"filter": f"any(status,{RUNNING})", "page[size]": "100"}
-                running = {str(item.get("id")) for item in self.client.pages(collection, params, first.what)}
-                self.polls += 1
+                running: set[str] = set()
+                for params in RUNNING_LISTINGS.get(collection, EQUALS_LISTINGS):
+                    running.update(str(item.get("id")) for item in self.client.pages(collection, params, first.what))
+                    self.polls += 1
                 unseen = [job for job_id, job in jobs.items() if job_id not in running]
             for job in unseen:
                 self.read(job)
@@ -176,15 +198,45 @@ class JobPoller:
         response = self.client.request("POST", PROFILE_IMPORTS, body=body, what=what)
         job_id = str(response.json()["data"]["id"])
         self.pipeline.hold_bytes(-len(body))
-        unit.add_part()
 
-        def finished(attributes: dict[str, Any]) -> None:
+        def done(attributes: dict[str, Any]) -> None:
             failed = profile_import_errors(self.client, job_id, what) if attributes.get("failed_count") else {}
             confirmed(held.rows() if failed else [None] * held.count, failed)
             self.pipeline.hold_bytes(-len(held.blob))
-            unit.part_done()
 
         job = Job(
-            PROFILE_IMPORTS, job_id, self.client.clock.monotonic(), finished, what, "profile import job", NEWEST_FIRST
+            PROFILE_IMPORTS, job_id, self.client.clock.monotonic(), done, what, "profile import job", NEWEST_FIRST
         )
-        self.watch(job)
+        self.watch_part(unit, job)
+
+    def submit(
+        self,
+        unit: Unit,
+        collection: str,
+        data: dict[str, Any],
+        *,
+        rows: int,
+        what: str,
+        kind: str,
+        done: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """One bulk job (catalog, suppression) of `rows` input rows: the unit stays open (a part) until Klaviyo
+        completes it and `done(attributes)` has confirmed or rejected its rows (on the poller's thread).
+
+        Submissions are retried after an unclear failure: a job is a batch of upserts or deletions, which a
+        second job repeats harmlessly (catalog creates: see the catalog sinks)."""
+        response = self.client.request("POST", collection, body={"data": data}, what=what)
+        self.pipeline.sent(unit, rows)
+        job_id = str(response.json()["data"]["id"])
+        self.watch_part(unit, Job(collection, job_id, self.client.clock.monotonic(), done, what, kind))
+
+    def watch_part(self, unit: Unit, job: Job) -> None:
+        """The job is a part of the unit until Klaviyo completes it and its `finished` has confirmed its rows."""
+        unit.add_part()
+        confirm = job.finished
+
+        def finished(attributes: dict[str, Any]) -> None:
+            confirm(attributes)
+            unit.part_done()
+
+        self.watch(replace(job, finished=finished))

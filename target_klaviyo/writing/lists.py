@@ -32,8 +32,9 @@ class Lists:
         self.capped = False
         #: name -> opt_in_process of list rows read but maybe not drained yet (a membership may create it first).
         self.declared: dict[str, str] = {}
-        #: Names of the lists this run created (whichever sink got there first).
+        #: Names of the lists this run created (whichever sink got there first), or a dry run would create.
         self.created: set[str] = set()
+        self.would_create: set[str] = set()
 
     def declare(self, name: str, opt_in_process: str | None) -> None:
         if opt_in_process:
@@ -56,6 +57,14 @@ class Lists:
         assert self.by_name is not None
         return self.by_name.get(name)
 
+    def forget(self, name: str) -> None:
+        """The list named `name` was deleted."""
+        with self.lock:
+            if self.by_name is not None:
+                list_id = self.by_name.pop(name, None)
+                self.ids.discard(str(list_id))
+            self.created.discard(name)
+
     def exists(self, list_id: str, what: str) -> bool:
         self.load(what)
         return list_id in self.ids
@@ -67,7 +76,9 @@ class Lists:
             if found is not None:
                 return found, name in self.created
             if self.dry_run:
-                return None, True
+                first = name not in self.would_create
+                self.would_create.add(name)
+                return None, first
             if self.capped:
                 raise ListCapReached(DAILY_CAP_MESSAGE)
             attributes: dict[str, str] = {"name": name}

@@ -77,6 +77,8 @@ class Lane:
     def __init__(self, name: str, workers: int, pipeline: Pipeline) -> None:
         self.tasks: queue.SimpleQueue[tuple[Unit, Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
         self.pipeline = pipeline
+        #: Tasks queued or running (under the pipeline's condition).
+        self.pending = 0
         self.threads = [
             threading.Thread(target=self.work, name=f"{name}-{n}", daemon=True) for n in range(max(1, workers))
         ]
@@ -92,14 +94,17 @@ class Lane:
             del task  # a worker waiting for its next task holds no rows of its last one
 
     def run(self, unit: Unit, function: Callable[..., None], args: tuple[Any, ...]) -> None:
-        if self.pipeline.failure is not None:
-            return  # the run is ending: the unit stays open, so no STATE passes it
         try:
-            function(*args)
-        except BaseException as exc:  # the reader raises it: a worker has nobody else to tell
-            self.pipeline.fail(exc)
-            return
-        unit.part_done()
+            if self.pipeline.failure is not None:
+                return  # the run is ending: the unit stays open, so no STATE passes it
+            try:
+                function(*args)
+            except BaseException as exc:  # the reader raises it: a worker has nobody else to tell
+                self.pipeline.fail(exc)
+                return
+            unit.part_done()
+        finally:
+            self.pipeline.task_done(self)
 
     def stop(self) -> None:
         for _ in self.threads:
@@ -135,8 +140,22 @@ class Pipeline:
             found = self.lanes.get(lane)
             if found is None:
                 found = self.lanes[lane] = Lane(lane, self.workers, self)
+            found.pending += 1
         unit.add_part()
         found.tasks.put((unit, function, args))
+
+    def task_done(self, lane: Lane) -> None:
+        with self.changed:
+            lane.pending -= 1
+            self.changed.notify_all()
+
+    def wait_lanes_idle(self, names: tuple[str, ...]) -> None:
+        """Block until the named lanes have no task queued or running (a stream's rows referring to objects
+        another stream writes wait for it at the end of the input)."""
+        with self.changed:
+            while any(self.lanes[n].pending for n in names if n in self.lanes) and self.failure is None:
+                self.changed.wait(0.5)
+        self.raise_if_failed()
 
     def sent(self, unit: Unit, rows: int) -> None:
         """Rows of the unit left memory's queue (sent, or handed to a job): the reader may read more."""

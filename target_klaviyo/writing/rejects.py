@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from klaviyo_core.documents import encode_document
 
-OUTCOMES = ("created", "updated", "written", "removed", "unchanged", "rejected")
+OUTCOMES = ("created", "updated", "written", "removed", "unchanged", "rejected", "not deleted (allow_deletes off)")
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,193 @@
+"""campaign (+ campaign_messages, campaign_message_template): campaign drafts matched by name.
+
+A campaign is created as a DRAFT with its audiences (lists and segments translated by name), send strategy,
+send and tracking options, and its messages (their definitions); each message's template is copied in (a
+CODE template made for the assignment, assigned, then deleted: Klaviyo keeps its own copy for the message).
+An existing draft is updated where its audiences or options differ. A campaign that is not a draft in the
+target account (sent, scheduled, cancelled) is never touched: its row is rejected. The target never calls
+/api/campaign-send-jobs: nothing it writes leaves draft.
+
+Campaigns are written at the end of the input, when every message, list and segment row has been read.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from typing_extensions import override
+
+from target_klaviyo.sinks.base import KlaviyoSink
+from target_klaviyo.sinks.objects import ObjectSink, Wanted, text_of
+from target_klaviyo.sinks.template import TEMPLATES
+from target_klaviyo.writing.keyed import Action, KeyedObjects, Known, delete_object
+from target_klaviyo.writing.pipeline import Unit
+from target_klaviyo.writing.references import Translator
+from target_klaviyo.writing.rows import RowError, jsonable
+
+CAMPAIGNS = "/api/campaigns"
+ASSIGN = "/api/campaign-message-assign-template"
+CHANNELS = ("email", "sms", "mobile_push")
+DRAFT = "Draft"
+OPTIONS = ("send_strategy", "send_options", "tracking_options")
+SIDES = ("included", "excluded")
+
+
+class CampaignSink(ObjectSink):
+    name = "campaign"
+    collection = CAMPAIGNS
+    finish_rank = 3
+    depends_on = ("list", "segment", "template")
+
+    @cached_property
+    @override
+    def objects(self) -> KeyedObjects:
+        """Campaigns are listed one channel at a time (Klaviyo requires the channel filter)."""
+        listings = tuple({"filter": f"equals(messages.channel,'{channel}')"} for channel in CHANNELS)
+        return self.klaviyo.objects.of(CAMPAIGNS, listings[0], "name", self.what, more_params=listings[1:])
+
+    @cached_property
+    def translator(self) -> Translator:
+        return Translator(self.klaviyo.names, self.klaviyo.lists, self.klaviyo.objects, self.what)
+
+    @override
+    def parse(self, row: dict[str, Any]) -> Wanted:
+        name = text_of(row, "name")
+        source = {"source_id": str(row.get("id") or "")}
+        if row.get("_sdc_deleted_at") is not None:
+            return Wanted(name, extra=source)
+        audiences = row.get("audiences") or {}
+        if not audiences.get("included"):
+            raise RowError("no audiences.included: a campaign is created for lists or segments")
+        attributes = {name: row[name] for name in OPTIONS if row.get(name) is not None}
+        return Wanted(name, attributes, extra={**source, "audiences": audiences})
+
+    @override
+    def resolve(self, wanted: Wanted, final: bool) -> bool:
+        """Campaigns wait for the end of the input (their messages, lists and segments are all read then)."""
+        if wanted.deleting:
+            return True
+        if not final:
+            return False
+        audiences = wanted.extra["audiences"]
+        try:
+            wanted.attributes["audiences"] = {
+                side: [self.translator.group(str(gid), True) for gid in audiences.get(side) or []] for side in SIDES
+            }
+        except RowError as exc:
+            self.settle_parts(wanted, None, exc)
+            raise
+        return True
+
+    @override
+    def decide(self, wanted: Wanted) -> tuple[Action, Known | None, dict[str, Any]]:
+        action, found, attributes = super().decide(wanted)
+        if found is not None and found.attributes.get("status") != DRAFT:
+            status = found.attributes.get("status")
+            raise RowError(
+                f"the target account's campaign {wanted.key!r} is not a draft ({status}): it is never touched"
+            )
+        return action, found, attributes
+
+    @override
+    def mirrored(self, known: Known) -> bool:
+        return known.attributes.get("status") == DRAFT
+
+    @override
+    def apply_one(self, wanted: Wanted) -> Action:
+        """The campaign, then the outcome of its message and template rows (rejected with it)."""
+        try:
+            action = super().apply_one(wanted)
+        except RowError as exc:
+            self.settle_parts(wanted, None, exc)
+            raise
+        self.settle_parts(wanted, action, None)
+        return action
+
+    def settle_parts(self, wanted: Wanted, action: Action | None, error: RowError | None) -> None:
+        source = str(wanted.extra.get("source_id"))
+        reason = f"its campaign {wanted.key!r} was not written: {error}"
+        parts = self.klaviyo.campaign_parts
+        outcomes = self.klaviyo.outcomes
+        for message, template in parts.of(source):
+            rows = [("campaign_messages", message), *([("campaign_message_template", template)] if template else [])]
+            for stream, row in rows:
+                if error is not None:
+                    outcomes.reject(stream, row, reason)
+                else:
+                    outcome = action.value if action in (Action.CREATE, Action.DELETE) else "unchanged"
+                    outcomes.count(stream, outcome)
+        parts.settle(source)
+
+    @override
+    def create(self, wanted: Wanted) -> Known:
+        parts = self.klaviyo.campaign_parts.of(str(wanted.extra["source_id"]))
+        if not parts:
+            raise RowError("no campaign_messages rows for it: a campaign is created with its messages")
+        messages = [
+            {"type": "campaign-message", "attributes": {"definition": message.get("definition")}}
+            for message, _template in parts
+        ]
+        attributes = {"name": wanted.key, **wanted.attributes, "campaign-messages": {"data": messages}}
+        body = {"data": {"type": "campaign", "attributes": attributes}}
+        doc = self.klaviyo.client.request("POST", CAMPAIGNS, body=body, idempotent=False, what=self.what).json()
+        related = ((doc["data"].get("relationships") or {}).get("campaign-messages") or {}).get("data") or []
+        for (_message, template), created in zip(parts, related, strict=False):
+            if template is not None and template.get("html"):
+                self.assign(str(created["id"]), template)
+        return Known(str(doc["data"]["id"]), dict(doc["data"].get("attributes") or {}))
+
+    def assign(self, message_id: str, template: dict[str, Any]) -> None:
+        """Klaviyo assigns a template by copying it into the message: the one made for that is deleted."""
+        attributes = {"name": template.get("name") or "campaign message", "editor_type": "CODE"}
+        attributes.update({k: template[k] for k in ("html", "text") if template.get(k)})
+        made = self.post(TEMPLATES, {"type": "template", "attributes": attributes})
+        relationships = {"template": {"data": {"type": "template", "id": made.id}}}
+        body = {"data": {"type": "campaign-message", "id": message_id, "relationships": relationships}}
+        self.klaviyo.client.request("POST", ASSIGN, body=body, what=self.what)
+        delete_object(self.klaviyo.client, f"{TEMPLATES}/{made.id}", self.what)
+
+    @override
+    def update(self, known: Known, attributes: dict[str, Any]) -> None:
+        self.patch(CAMPAIGNS, "campaign", known, attributes)
+
+    @override
+    def delete(self, known: Known) -> None:
+        delete_object(self.klaviyo.client, f"{CAMPAIGNS}/{known.id}", self.what)
+
+    @override
+    def finish(self) -> None:
+        """Campaigns are written; message and template rows whose campaign never came are rejected."""
+        super().finish()
+        parts = self.klaviyo.campaign_parts
+        messages, templates = parts.orphans()
+        reason = "its campaign is not in the input's campaign rows (or was rejected): nothing was written"
+        for message in messages:
+            self.klaviyo.outcomes.reject("campaign_messages", message, reason)
+        for template in templates:
+            self.klaviyo.outcomes.reject("campaign_message_template", template, reason)
+        parts.release()
+
+
+class CampaignPartSink(KlaviyoSink):
+    """campaign_messages and campaign_message_template rows: kept for their campaign, which writes them."""
+
+    @override
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        super().process_record(record, context)
+        row = jsonable(dict(record))
+        parts = self.klaviyo.campaign_parts
+        parts.add_message(row) if self.name == "campaign_messages" else parts.add_template(row)
+
+    @override
+    def write(self, rows: list[dict[str, Any]], unit: Unit) -> None:
+        self.klaviyo.campaign_parts.hold(unit)
+        self.sent(unit, len(rows))
+
+
+class CampaignMessagesSink(CampaignPartSink):
+    name = "campaign_messages"
+
+
+class CampaignMessageTemplateSink(CampaignPartSink):
+    name = "campaign_message_template"
