@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from decimal import Decimal
 from functools import cached_property
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import msgspec
 from singer_sdk import Sink, Target
@@ -16,6 +16,7 @@ from singer_sdk.exceptions import (
     InvalidInputLine,
     RecordsWithoutSchemaException,
 )
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.singerlib.encoding import SingerMessageType
 from typing_extensions import override
 
@@ -93,7 +94,10 @@ class TooManyRejects(KlaviyoUserError):
 
 
 class TargetKlaviyo(Target):
-    """Singer target for Klaviyo: profile, event, list, list_member and subscription streams."""
+    """Singer target for Klaviyo: profiles, events, lists, memberships and consent, and the objects a team manages
+    (templates, images, segments, campaign drafts, catalog, suppressions); it never sends a campaign."""
+
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [*Target.capabilities, PluginCapabilities.ACTIVATE_VERSION]
 
     name = "target-klaviyo"
     package_name = "tap-klaviyo-sdk"

@@ -33,8 +33,10 @@ OWN = th.PropertiesList(
         th.BooleanType,
         default=False,
         title="Allow deletes",
-        description="A row with a non-null _sdc_deleted_at removes what it names (a list membership; the objects "
-        "of the other streams). Off: such rows are rejected with that reason and nothing is removed.",
+        description="A row with a non-null _sdc_deleted_at deletes what it names (a list membership, template, "
+        "segment, list, draft campaign, catalog object or suppression; an image is hidden), and an ACTIVATE_VERSION "
+        "deletes the stream's objects its version did not write. Off: such rows are rejected with that reason, "
+        "and nothing is deleted.",
     ),
     th.Property(
         "historical_import",
@@ -71,15 +73,16 @@ OWN = th.PropertiesList(
         th.BooleanType,
         default=False,
         title="Dry run",
-        description="Validate every row and report what would be created, updated and rejected; write nothing "
-        "(lists and profiles are looked up, never created).",
+        description="Validate every row and report what would be created, updated, deleted and rejected; write "
+        "nothing (lists, profiles and objects are looked up, never created).",
     ),
     th.Property(
         "job_poll_interval",
         th.NumberType,
         default=2,
         title="Job poll interval (s)",
-        description="Seconds between polls of a profile import job.",
+        description="Seconds between polls of a bulk job (profile import, catalog, suppression) at first; "
+        "less often as it ages.",
     ),
 ).to_dict()
 
