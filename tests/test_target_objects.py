@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 from klaviyo_emulator.ratelimit import RateLimiter
 from target_klaviyo.sinks.image import ImageSink
@@ -322,7 +324,7 @@ def by_key(result: SyncResult) -> dict[str, Counter[Any]]:
             }
         return [named(n) for n in node] if isinstance(node, list) else node
 
-    templates = {row["campaign_message_id"]: row["html"] for row in records["campaign_message_template"]}
+    templates = {row["campaign_message_id"]: (row["name"], row["html"]) for row in records["campaign_message_template"]}
     by_campaign: dict[str, list[Any]] = {}
     for m in records["campaign_messages"]:
         label = (m["definition"].get("label"), json.dumps(m["definition"].get("content"), sort_keys=True))
@@ -355,23 +357,41 @@ def by_key(result: SyncResult) -> dict[str, Counter[Any]]:
     }
 
 
-def test_round_trip_copies_the_objects_and_a_rerun_writes_nothing(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def demo_objects() -> SyncResult:
     with Emulator(EmulatorConfig(size="demo", rate_limit_scale=0.0)) as demo:
-        source = read_objects(demo)
+        return read_objects(demo)
+
+
+def copy_into(emu: Emulator, clock: FakeClock, tmp: Path, source: SyncResult) -> tuple[TargetResult, Counter[str]]:
+    """The demo account's objects written into `emu` (its metrics first: Klaviyo makes them from events): the
+    run, and the requests it made by endpoint."""
+    events = [
+        {"metric_name": m["name"], "datetime": "2025-01-01T00:00:00+00:00", "profile": {"email": "first@ex.co"}}
+        for m in source.records["metric"]
+    ]
+    run_lines(emu, clock, tmp / "events", messages("event", {"type": "object", "properties": {}}, events, []))
+    clock.sleep(10)
+    emu.writes.settle()
+    start = len(emu.requests.snapshot())
+    result = run_lines(emu, clock, tmp, as_lines(source), max_rejects=len(without_email(source)))
+    clock.sleep(10)
+    return result, Counter(f"{r.method} {r.template or r.path}" for r in emu.requests.snapshot()[start:])
+
+
+NO_EMAIL = "no email: a suppression is matched and written by its email"
+
+
+def without_email(source: SyncResult) -> list[dict[str, Any]]:
+    return [row for row in source.records["global_exclusion"] if not row["email"]]
+
+
+def test_round_trip_copies_the_objects_and_a_rerun_writes_nothing(demo_objects: SyncResult, tmp_path: Path) -> None:
+    source = demo_objects
     clock = FakeClock()
     with empty(clock) as emu:
-        # Klaviyo makes metrics from events: the copy's events come first (one per metric is enough here).
-        events = [
-            {"metric_name": m["name"], "datetime": "2025-01-01T00:00:00+00:00", "profile": {"email": "first@ex.co"}}
-            for m in source.records["metric"]
-        ]
-        run_lines(emu, clock, tmp_path / "0", messages("event", {"type": "object", "properties": {}}, events, []))
-        clock.sleep(10)
-        emu.writes.settle()
-        no_email = [row for row in source.records["global_exclusion"] if not row["email"]]
-        start = len(emu.requests.snapshot())
-        first = run_lines(emu, clock, tmp_path / "1", as_lines(source), max_rejects=len(no_email))
-        spent = Counter(f"{r.method} {r.template or r.path}" for r in emu.requests.snapshot()[start:])
+        first, spent = copy_into(emu, clock, tmp_path / "1", source)
+        no_email = without_email(source)
         assert first.error is None and len(no_email) > 0
         assert first.rejects == [
             {
@@ -382,7 +402,6 @@ def test_round_trip_copies_the_objects_and_a_rerun_writes_nothing(tmp_path: Path
             for row in no_email
         ]
         assert first.states == [{"bookmarks": {"copied": True}}]
-        clock.sleep(10)
         copy = read_objects(emu)
         want, got = by_key(source), by_key(copy)
         for stream in want:
@@ -406,6 +425,33 @@ def test_round_trip_copies_the_objects_and_a_rerun_writes_nothing(tmp_path: Path
             second.requests,
             dict(spent.most_common()),
         )
+
+
+def test_round_trip_converges_through_faults_and_limits_at_a_fifth(demo_objects: SyncResult, tmp_path: Path) -> None:
+    """5 % of requests fail (half of the failed writes applied first: ambiguous), limits at a fifth (daily caps
+    off: retries of failed creations would spend them): the copy is complete, with no object twice."""
+    clock = FakeClock()
+    settings = EmulatorConfig(
+        empty=True,
+        rate_limit_scale=0.2,
+        job_delay_s=3.0,
+        fault_rate=0.05,
+        timeout_delay_s=0.5,
+        seed=11,
+        daily_limits=False,
+    )
+    with Emulator(settings, clock=clock.monotonic) as emu:
+        emu.limiter = RateLimiter(clock=lambda: MIDNIGHT + 60 + clock.monotonic())
+        first, _spent = copy_into(emu, clock, tmp_path / "1", demo_objects)
+        failed = [r for r in emu.requests.snapshot() if r.fault]
+        emu.config.fault_rate, emu.config.rate_limit_scale = 0.0, 0.0  # the tap reads back in real time
+        copy = read_objects(emu)
+        assert failed
+        want, got = by_key(demo_objects), by_key(copy)
+        for stream in want:
+            assert got[stream] == want[stream], stream
+        assert emu.campaigns.send_job_calls == []
+        print("faults", len(failed), "requests", first.requests, first.error, first.outcomes)
 
 
 def member_of(*group_ids: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from typing_extensions import override
 
+from klaviyo_core.client import AmbiguousWrite
 from target_klaviyo.sinks.base import KlaviyoSink
 from target_klaviyo.sinks.objects import ObjectSink, Wanted, text_of
 from target_klaviyo.sinks.template import TEMPLATES
@@ -31,6 +32,11 @@ CHANNELS = ("email", "sms", "mobile_push")
 DRAFT = "Draft"
 OPTIONS = ("send_strategy", "send_options", "tracking_options")
 SIDES = ("included", "excluded")
+
+
+def label_of(message: dict[str, Any]) -> Any:
+    definition = (message.get("attributes") or message).get("definition") or {}
+    return definition.get("label")
 
 
 class CampaignSink(ObjectSink):
@@ -137,15 +143,39 @@ class CampaignSink(ObjectSink):
                 self.assign(str(created["id"]), template)
         return Known(str(doc["data"]["id"]), dict(doc["data"].get("attributes") or {}))
 
+    @override
+    def recovered(self, wanted: Wanted, found: Known) -> None:
+        """The draft was made by a call that failed unclearly: its messages (matched by label) get their
+        templates now."""
+        parts = self.klaviyo.campaign_parts.of(str(wanted.extra["source_id"]))
+        doc = self.klaviyo.client.request("GET", f"{CAMPAIGNS}/{found.id}/campaign-messages", what=self.what).json()
+        by_label = {label_of(message): str(message["id"]) for message in doc.get("data") or []}
+        for message, template in parts:
+            message_id = by_label.get(label_of(message))
+            if message_id is not None and template is not None and template.get("html"):
+                self.assign(message_id, template)
+
     def assign(self, message_id: str, template: dict[str, Any]) -> None:
-        """Klaviyo assigns a template by copying it into the message: the one made for that is deleted."""
-        attributes = {"name": template.get("name") or "campaign message", "editor_type": "CODE"}
+        """Klaviyo assigns a template by copying it into the message. The one made for that has a name of its
+        own (found again, not made twice, after an unclear failure) and is deleted; the copy keeps the row's name."""
+        name = str(template.get("name") or "campaign message")
+        made_for = f"{name} (target-klaviyo {message_id})".replace('"', "'")  # a filter's quoted string
+        attributes = {"name": made_for, "editor_type": "CODE"}
         attributes.update({k: template[k] for k in ("html", "text") if template.get(k)})
-        made = self.post(TEMPLATES, {"type": "template", "attributes": attributes})
+        data = {"type": "template", "attributes": attributes}
+        try:
+            made = self.post(TEMPLATES, data)
+        except AmbiguousWrite:
+            params = {"filter": f'equals(name,"{made_for}")', "fields[template]": "name"}
+            found = self.klaviyo.client.pages(TEMPLATES, params, self.what)
+            made = Known(str(found[0]["id"]), {}) if found else self.post(TEMPLATES, data)
         relationships = {"template": {"data": {"type": "template", "id": made.id}}}
         body = {"data": {"type": "campaign-message", "id": message_id, "relationships": relationships}}
-        self.klaviyo.client.request("POST", ASSIGN, body=body, what=self.what)
+        doc = self.klaviyo.client.request("POST", ASSIGN, body=body, what=self.what).json()
         delete_object(self.klaviyo.client, f"{TEMPLATES}/{made.id}", self.what)
+        copy = (((doc.get("data") or {}).get("relationships") or {}).get("template") or {}).get("data") or {}
+        if copy.get("id"):
+            self.patch(TEMPLATES, "template", Known(str(copy["id"]), {}), {"name": name})
 
     @override
     def update(self, known: Known, attributes: dict[str, Any]) -> None:

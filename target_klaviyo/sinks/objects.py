@@ -269,12 +269,16 @@ class ObjectSink(KlaviyoSink):
                 self.objects.reload()
                 found = self.objects.find(wanted.key)
                 if found is not None:
+                    self.recovered(wanted, found)
                     return
                 created = self.create(wanted)
         except RateLimitExhausted:
             self.capped = True
             raise RowError(self.cap_reason) from None
         self.objects.remember(wanted.key, created.id, created.attributes)
+
+    def recovered(self, wanted: Wanted, found: Known) -> None:
+        """A create that failed unclearly had applied (`found`): finish what `create` does after its call."""
 
     def post(self, path: str, data: dict[str, Any]) -> Known:
         """A create call (never retried blindly: Klaviyo would make a second object)."""
