@@ -13,9 +13,10 @@ import pytest
 from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 from klaviyo_emulator.ratelimit import RateLimiter
 from target_klaviyo.sinks.image import ImageSink
+from target_klaviyo.writing.mirror import NOT_DELETED
 from tests.fake_clock import FakeClock
 from tests.harness import SyncResult, run_tap, select_only
-from tests.target_harness import TargetResult, messages, run_target
+from tests.target_harness import LIST_MEMBER_SCHEMA, TargetResult, messages, run_target
 from tests.test_target import config, empty
 
 DELETED = {"_sdc_deleted_at": "2025-01-01T00:00:00Z"}
@@ -760,3 +761,48 @@ def test_dry_run_writes_nothing_and_reports_what_it_would_do(tmp_path: Path) -> 
             "campaign_message_template": {"created": 1},
         }
         assert "campaign: dry run, would have: 1 created" in result.summary
+
+
+def test_activate_version_mirrors_lists_and_list_audiences(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with empty(clock) as emu:
+        members = [{"list_name": "VIP", "email": f"p{k}@example.com"} for k in range(5)]
+        news = [{"list_name": "News", "email": "n@example.com"}]
+        assert (
+            run_lines(
+                emu, clock, tmp_path / "0", messages("list_member", LIST_MEMBER_SCHEMA, [*members, *news], [])
+            ).error
+            is None
+        )
+        clock.sleep(10)
+        emu.writes.settle()
+        lists = {r.attrs["name"]: r.id for r in emu.account.records("list")}
+        assert len(emu.account.list_members(lists["VIP"])) == 5
+
+        def audience(rows: list[dict[str, Any]], version: int, **settings: Any) -> TargetResult:
+            head, *records = messages("list_member", LIST_MEMBER_SCHEMA, rows, [])
+            activate = {"type": "ACTIVATE_VERSION", "stream": "list_member", "version": version}
+            lines = [head, *({**r, "version": version} for r in records), activate]
+            return run_lines(emu, clock, tmp_path / f"v{version}", lines, **settings)
+
+        off = audience(members[:3], 1)
+        assert off.outcomes["list_member"] == {"written": 3, NOT_DELETED: 2}
+        clock.sleep(10)
+        assert len(emu.account.list_members(lists["VIP"])) == 5
+        on = audience(members[:3], 2, allow_deletes=True)
+        assert on.outcomes["list_member"] == {"written": 3, "removed": 2}
+        vip = emu.account.list_members(lists["VIP"])
+        assert len(vip) == 3 and len(emu.account.list_members(lists["News"])) == 1  # a list it did not write stays
+
+        keep = [{"id": "x", "name": "VIP"}]
+        head, *records = messages("list", schema("list"), keep, ["id"])
+        lines = [
+            head,
+            *({**r, "version": 5} for r in records),
+            {"type": "ACTIVATE_VERSION", "stream": "list", "version": 5},
+        ]
+        refused = run_lines(emu, clock, tmp_path / "l1", lines)
+        assert refused.outcomes["list"] == {"unchanged": 1, NOT_DELETED: 1}
+        mirrored = run_lines(emu, clock, tmp_path / "l2", lines, allow_deletes=True)
+        assert mirrored.outcomes["list"] == {"unchanged": 1, "removed": 1}
+        assert [r.attrs["name"] for r in emu.account.records("list")] == ["VIP"]

@@ -9,6 +9,7 @@ from singer_sdk.sinks import BatchSink
 from typing_extensions import override
 
 from target_klaviyo.writing.contracts import WriteRun
+from target_klaviyo.writing.mirror import NOT_DELETED
 from target_klaviyo.writing.pipeline import Unit
 from target_klaviyo.writing.rows import RowError, jsonable
 
@@ -114,6 +115,16 @@ class KlaviyoSink(BatchSink):
             if position < len(rows):
                 self.reject(rows[position], reason)
         self.count("written", len(rows) - len(failed))
+
+    def not_deleted(self, number: int) -> None:
+        """An activated version leaves out `number` objects of the account, which allow_deletes would delete."""
+        self.count(NOT_DELETED, number)
+        self.logger.warning(
+            "%s: the activated version leaves out %d objects of the account; allow_deletes is off, so nothing was "
+            "deleted",
+            self.stream_name,
+            number,
+        )
 
     def reject(self, row: dict[str, Any], reason: str) -> None:
         self.klaviyo.outcomes.reject(self.stream_name, row, reason)

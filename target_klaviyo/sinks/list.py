@@ -1,5 +1,6 @@
 """list: a list is created when no list has the row's name (Klaviyo caps creation at 150 a day); a row with
-`_sdc_deleted_at` deletes the list of that name, only with the allow_deletes setting."""
+`_sdc_deleted_at` deletes the list of that name, only with the allow_deletes setting; an ACTIVATE_VERSION deletes,
+at the end of the input, the lists the version did not write (with allow_deletes; counted otherwise)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing_extensions import override
 from target_klaviyo.sinks.base import KlaviyoSink
 from target_klaviyo.writing.keyed import delete_object
 from target_klaviyo.writing.lists import ListCapReached
+from target_klaviyo.writing.mirror import Mirror
 from target_klaviyo.writing.pipeline import Unit
 from target_klaviyo.writing.rows import RowError
 
@@ -19,6 +21,32 @@ OPT_IN = ("single_opt_in", "double_opt_in")
 class ListSink(KlaviyoSink):
     name = "list"
     reads_deletions = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mirror = Mirror()
+
+    @override
+    def activate_version(self, new_version: int) -> None:
+        """Noted only: the version's lists may still be coming (`finish` acts on it)."""
+        self.mirror.activate(new_version)
+
+    @override
+    def finish(self) -> None:
+        """The lists of the account the activated version did not write are deleted."""
+        if self.mirror.activated is None:
+            return
+        self.klaviyo.pipeline.wait_lanes_idle((self.name,))
+        lists = self.klaviyo.lists
+        lists.load(self.what)
+        extra = self.mirror.extra(list(lists.by_name or {}))
+        if not extra:
+            return
+        if not self.allow_deletes:
+            self.not_deleted(len(extra))
+            return
+        for name in extra:
+            self.count(self.remove(name))
 
     @staticmethod
     def parsed(row: dict[str, Any]) -> tuple[str, str | None]:
@@ -37,6 +65,7 @@ class ListSink(KlaviyoSink):
         if record.get("_sdc_deleted_at") is not None:
             return
         self.klaviyo.names.note("list", record)
+        self.mirror.wrote(record.get("_sdc_table_version"), str(record.get("name") or "").strip() or None)
         try:
             name, opt_in = self.parsed(record)
         except RowError:

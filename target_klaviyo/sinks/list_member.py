@@ -6,6 +6,9 @@ named by profile_id are added 1,000 ids a call. Removals need ids: identifiers a
 
 The SDK removes `_sdc_*` columns from records unless record metadata is on: this sink turns it on for itself
 (`include_sdc_metadata_properties`), so a deletion is never silently ignored.
+
+ACTIVATE_VERSION mirrors a list audience (Census's "mirror"): at the end of the input, the members of each
+list the activated version wrote that it did not write are removed, with allow_deletes (counted otherwise).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing_extensions import override
 from target_klaviyo.sinks.base import KlaviyoSink
 from target_klaviyo.writing.identity import key_of
 from target_klaviyo.writing.lists import ListCapReached
+from target_klaviyo.writing.mirror import MemberMirror, member_keys
 from target_klaviyo.writing.pipeline import Unit
 from target_klaviyo.writing.rows import MAX_BODY_BYTES, RowError, chunks, size_of
 from target_klaviyo.writing.targets import list_of, profile_key
@@ -33,6 +37,47 @@ class ListMemberSink(KlaviyoSink):
     name = "list_member"
     MAX_SIZE_DEFAULT = MEMBERS_PER_JOB
     reads_deletions = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mirror = MemberMirror()
+
+    @override
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        super().process_record(record, context)
+        if record.get("_sdc_deleted_at") is None:
+            self.mirror.wrote(record.get("_sdc_table_version"), record)
+
+    @override
+    def activate_version(self, new_version: int) -> None:
+        """Noted only: the version's members may still be coming (`finish` acts on it)."""
+        self.mirror.activate(new_version)
+
+    @override
+    def finish(self) -> None:
+        """Each list the activated version wrote keeps only the members it wrote."""
+        written = self.mirror.written()
+        if not written:
+            return
+        self.klaviyo.pipeline.wait_lanes_idle((self.name,))
+        for (kind, value), keys in written.items():
+            list_id = value if kind == "list_id" else self.klaviyo.lists.find(value, self.what)
+            if list_id is None:
+                continue  # a dry run that would create it: no member to remove
+            params = {"fields[profile]": "email,phone_number,external_id", "page[size]": "100"}
+            members = self.klaviyo.client.pages(f"/api/lists/{list_id}/profiles", params, self.what)
+            extra = [
+                str(m["id"]) for m in members if not member_keys({**(m.get("attributes") or {}), "id": m["id"]}) & keys
+            ]
+            if not extra:
+                continue
+            if not self.allow_deletes:
+                self.not_deleted(len(extra))
+            elif self.dry_run:
+                self.count("removed", len(extra))
+            else:
+                for start in range(0, len(extra), IDS_PER_CALL):
+                    self.unlink(list_id, extra[start : start + IDS_PER_CALL])
 
     @override
     def write(self, rows: list[dict[str, Any]], unit: Unit) -> None:
@@ -102,8 +147,15 @@ class ListMemberSink(KlaviyoSink):
             self.spawn(unit, self.relate, unit, "DELETE", list_id, ids[start : start + IDS_PER_CALL])
 
     def relate(self, unit: Unit, method: str, list_id: str, ids: list[str]) -> None:
+        self.link(method, list_id, ids)
+        self.sent(unit, len(ids))
+        self.count("removed" if method == "DELETE" else "written", len(ids))
+
+    def unlink(self, list_id: str, ids: list[str]) -> None:
+        self.link("DELETE", list_id, ids)
+        self.count("removed", len(ids))
+
+    def link(self, method: str, list_id: str, ids: list[str]) -> None:
         body = {"data": [{"type": "profile", "id": pid} for pid in dict.fromkeys(ids)]}
         path = f"/api/lists/{list_id}/relationships/profiles"
         self.klaviyo.client.request(method, path, body=body, what=self.what)
-        self.sent(unit, len(ids))
-        self.count("removed" if method == "DELETE" else "written", len(ids))

@@ -42,8 +42,6 @@ class Wanted:
 Accepted = list[tuple[dict[str, Any], Wanted]]
 #: The id a dry run gives an object it would create (rows referring to it resolve, as they would).
 DRY_RUN_ID = "dry-run:"
-#: The summary's count of objects a mirror would have deleted.
-NOT_DELETED = "not deleted (allow_deletes off)"
 
 
 def refused(exc: KlaviyoAPIError) -> RowError:
@@ -134,13 +132,7 @@ class ObjectSink(KlaviyoSink):
         if not keys:
             return
         if not self.allow_deletes:
-            self.klaviyo.outcomes.count(self.stream_name, NOT_DELETED, len(keys))
-            self.logger.warning(
-                "%s: the activated version leaves out %d objects of the account; allow_deletes is off, so "
-                "nothing was deleted",
-                self.stream_name,
-                len(keys),
-            )
+            self.not_deleted(len(keys))
             return
         rows = [{self.key_attribute: key, "_sdc_deleted_at": "ACTIVATE_VERSION"} for key in keys]
         unit = self.klaviyo.pipeline.unit(self.klaviyo.ledger.open(), len(rows))

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+#: The summary's count of objects a mirror would have deleted.
+NOT_DELETED = "not deleted (allow_deletes off)"
 
 
 class Mirror:
@@ -37,3 +42,45 @@ class Mirror:
                 return None
             kept = self.keys.get(self.activated, set())
         return [key for key in account_keys if key not in kept]
+
+
+def member_keys(ids: Mapping[str, Any]) -> set[str]:
+    """A profile's identifiers as comparable keys: a row names a member by any of them (emails case-blind)."""
+    keys = set()
+    for name in ("profile_id", "id", "email", "phone_number", "external_id"):
+        value = ids.get(name)
+        if value:
+            label = "profile_id" if name == "id" else name
+            keys.add(f"{label}:{str(value).lower() if name == 'email' else value}")
+    return keys
+
+
+class MemberMirror:
+    """Per table version: list (("list_id", id) or ("list_name", name)) -> the keys of the members written."""
+
+    def __init__(self) -> None:
+        self.members: dict[int, dict[tuple[str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.activated: int | None = None
+        self.lock = threading.Lock()
+
+    def wrote(self, version: object, row: Mapping[str, Any]) -> None:
+        if not isinstance(version, int):
+            return
+        if row.get("list_id"):
+            group = ("list_id", str(row["list_id"]))
+        elif row.get("list_name"):
+            group = ("list_name", str(row["list_name"]).strip())
+        else:
+            return
+        with self.lock:
+            self.members[version][group] |= member_keys(row)
+
+    def activate(self, version: int) -> None:
+        with self.lock:
+            if self.activated is None or version >= self.activated:
+                self.activated = version
+
+    def written(self) -> dict[tuple[str, str], set[str]]:
+        """The lists the activated version wrote, with their members' keys (empty: none activated)."""
+        with self.lock:
+            return {} if self.activated is None else dict(self.members.get(self.activated, {}))

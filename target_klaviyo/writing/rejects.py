@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from klaviyo_core.documents import encode_document
+from target_klaviyo.writing.mirror import NOT_DELETED
 
-OUTCOMES = ("created", "updated", "written", "removed", "unchanged", "rejected", "not deleted (allow_deletes off)")
+OUTCOMES = ("created", "updated", "written", "removed", "unchanged", "rejected", NOT_DELETED)
 
 
 def _plain(value: Any) -> Any:
