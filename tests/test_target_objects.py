@@ -13,6 +13,7 @@ import pytest
 from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 from klaviyo_emulator.ratelimit import RateLimiter
 from target_klaviyo.sinks.image import ImageSink
+from target_klaviyo.sinks.segment import SegmentSink
 from target_klaviyo.writing.mirror import NOT_DELETED
 from tests.fake_clock import FakeClock
 from tests.harness import SyncResult, run_tap, select_only
@@ -730,6 +731,11 @@ def test_daily_caps_reject_the_rows_past_them_and_the_run_goes_on(tmp_path: Path
         result = run_lines(emu, clock, tmp_path / "1", lines, max_rejects=10)
         assert result.error is None and result.states == [{"capped": 1}]
         assert result.outcomes == {"image": {"created": 100, "rejected": 3}, "template": {"created": 3, "rejected": 2}}
+        segments = [{"id": f"S{n}", "name": f"Segment {n}", "definition": member_of("srcL1")} for n in range(102)]
+        capped = run_lines(emu, clock, tmp_path / "2", segment_lines(segments), max_rejects=10)
+        assert capped.error is None and capped.states == [{"segments": 1}]
+        assert capped.outcomes["segment"] == {"created": 100, "rejected": 2}
+        assert {r["reason"] for r in capped.rejects} == {SegmentSink.cap_reason}
         image_reasons = {r["reason"] for r in result.rejects if r["stream"] == "image"}
         assert image_reasons == {ImageSink.cap_reason}
         template_reasons = [r["reason"] for r in result.rejects if r["stream"] == "template"]

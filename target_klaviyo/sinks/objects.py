@@ -248,6 +248,8 @@ class ObjectSink(KlaviyoSink):
                 if isinstance(exc, KlaviyoUserError):
                     raise
                 raise refused(exc) from None
+            except RateLimitExhausted as exc:  # a daily cap on updates too (segments): this row waits for tomorrow
+                raise RowError(self.cap_reason or str(exc)) from None
             return action
 
     def create_once(self, wanted: Wanted) -> None:

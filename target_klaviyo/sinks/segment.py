@@ -28,8 +28,8 @@ class SegmentSink(ObjectSink):
     collection = SEGMENTS
     depends_on = ("list",)
     cap_reason = (
-        "Klaviyo's daily cap on segment creation (100 a day) is reached: the segment was not created; "
-        "run again tomorrow"
+        "Klaviyo's daily cap on segment creations and updates (100 a day) is reached: the segment was not "
+        "written; run again tomorrow"
     )
 
     @cached_property
