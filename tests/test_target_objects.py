@@ -327,10 +327,12 @@ def by_key(result: SyncResult) -> dict[str, Counter[Any]]:
         return [named(n) for n in node] if isinstance(node, list) else node
 
     templates = {row["campaign_message_id"]: (row["name"], row["html"]) for row in records["campaign_message_template"]}
+    images = {row["id"]: row["name"] for row in records["image"]}
     by_campaign: dict[str, list[Any]] = {}
     for m in records["campaign_messages"]:
         label = (m["definition"].get("label"), json.dumps(m["definition"].get("content"), sort_keys=True))
-        by_campaign.setdefault(m["campaign_id"], []).append((*label, templates.get(m["id"])))
+        image = images.get(m["image_id"]) if m.get("image_id") else None
+        by_campaign.setdefault(m["campaign_id"], []).append((*label, templates.get(m["id"]), image))
     return {
         "template": Counter((r["name"], r["html"], r["text"]) for r in records["template"]),
         "image": Counter((r["name"], r["hidden"]) for r in records["image"]),
@@ -410,6 +412,7 @@ def test_round_trip_copies_the_objects_and_a_rerun_writes_nothing(demo_objects: 
             assert got[stream] == want[stream], stream
         assert {r["status"] for r in copy.records["campaign"]} == {"Draft"}
         assert {r["status"] for r in source.records["campaign"]} != {"Draft"}
+        assert sum(1 for m in copy.records["campaign_messages"] if m.get("image_id")) > 0
         for stream in ("template", "image", "catalog_item", "catalog_variant", "segment", "campaign"):
             assert first.outcomes[stream] == {"created": len(source.records[stream])}, stream
         seen = len(emu.requests.snapshot())

@@ -34,6 +34,14 @@ OPTIONS = ("send_strategy", "send_options", "tracking_options")
 SIDES = ("included", "excluded")
 
 
+def message_data(message: dict[str, Any], image_id: str | None) -> dict[str, Any]:
+    """A message of the draft: its definition, and its image (SMS, push) in the target account."""
+    data: dict[str, Any] = {"type": "campaign-message", "attributes": {"definition": message.get("definition")}}
+    if image_id:
+        data["relationships"] = {"image": {"data": {"type": "image", "id": image_id}}}
+    return data
+
+
 def label_of(message: dict[str, Any]) -> Any:
     definition = (message.get("attributes") or message).get("definition") or {}
     return definition.get("label")
@@ -43,7 +51,7 @@ class CampaignSink(ObjectSink):
     name = "campaign"
     collection = CAMPAIGNS
     finish_rank = 3
-    depends_on = ("list", "segment", "template")
+    depends_on = ("list", "segment", "template", "image")
 
     @cached_property
     @override
@@ -79,6 +87,11 @@ class CampaignSink(ObjectSink):
         try:
             wanted.attributes["audiences"] = {
                 side: [self.translator.group(str(gid), True) for gid in audiences.get(side) or []] for side in SIDES
+            }
+            wanted.extra["images"] = {
+                str(message.get("id")): self.translator.image(str(message["image_id"]), True)
+                for message, _template in self.klaviyo.campaign_parts.of(str(wanted.extra["source_id"]))
+                if message.get("image_id")
             }
         except RowError as exc:
             self.settle_parts(wanted, None, exc)
@@ -130,10 +143,8 @@ class CampaignSink(ObjectSink):
         parts = self.klaviyo.campaign_parts.of(str(wanted.extra["source_id"]))
         if not parts:
             raise RowError("no campaign_messages rows for it: a campaign is created with its messages")
-        messages = [
-            {"type": "campaign-message", "attributes": {"definition": message.get("definition")}}
-            for message, _template in parts
-        ]
+        images = wanted.extra.get("images") or {}
+        messages = [message_data(message, images.get(str(message.get("id")))) for message, _template in parts]
         attributes = {"name": wanted.key, **wanted.attributes, "campaign-messages": {"data": messages}}
         body = {"data": {"type": "campaign", "attributes": attributes}}
         doc = self.klaviyo.client.request("POST", CAMPAIGNS, body=body, idempotent=False, what=self.what).json()

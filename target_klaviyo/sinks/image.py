@@ -13,19 +13,25 @@ from typing_extensions import override
 
 from target_klaviyo.sinks.objects import ObjectSink, Wanted, text_of
 from target_klaviyo.writing.keyed import Known
+from target_klaviyo.writing.references import IMAGE_FIELDS, IMAGES
 from target_klaviyo.writing.rows import RowError
-
-IMAGES = "/api/images"
 
 
 class ImageSink(ObjectSink):
     name = "image"
     collection = IMAGES
-    fields = {"fields[image]": "name,hidden"}
+    fields = IMAGE_FIELDS
     cap_reason = (
         "Klaviyo's daily cap on image imports (100 a day) is reached: the image was not imported; run again tomorrow"
     )
     hide_attributes = {"hidden": True}
+
+    @override
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        """Image names are noted when read: a campaign message may name this image by its source id."""
+        super().process_record(record, context)
+        if record.get("_sdc_deleted_at") is None:
+            self.klaviyo.names.note("image", record)
 
     @override
     def parse(self, row: dict[str, Any]) -> Wanted:

@@ -16,14 +16,17 @@ from target_klaviyo.writing.rows import RowError
 
 SEGMENTS = "/api/segments"
 METRICS = "/api/metrics"
+IMAGES = "/api/images"
+#: What the image stream and the translation read of the account's images (one read serves both).
+IMAGE_FIELDS = {"fields[image]": "name,hidden"}
 GROUP_KINDS = ("list", "segment")
 
 
 class SourceNames:
-    """kind (list, segment, metric) -> source id -> name, from the input's rows (thread-safe)."""
+    """kind (list, segment, metric, image) -> source id -> name, from the input's rows (thread-safe)."""
 
     def __init__(self) -> None:
-        self.names: dict[str, dict[str, str]] = {"list": {}, "segment": {}, "metric": {}}
+        self.names: dict[str, dict[str, str]] = {"list": {}, "segment": {}, "metric": {}, "image": {}}
         self.lock = threading.Lock()
 
     def note(self, kind: str, row: dict[str, Any]) -> None:
@@ -48,6 +51,7 @@ class Translator:
         self.lists = lists
         self.segments = objects.of(SEGMENTS, {}, "name", what)
         self.metrics = objects.of(METRICS, {}, "name", what)
+        self.images = objects.of(IMAGES, IMAGE_FIELDS, "name", what)
         self.what = what
 
     def group(self, source_id: str, final: bool) -> str | None:
@@ -74,6 +78,14 @@ class Translator:
             # Klaviyo makes a metric from the first event of that name; the target never makes one.
             return unresolved(f"metric {named[1]!r} is not in the target account (it has no such event yet)", final)
         return metric.id
+
+    def image(self, source_id: str, final: bool) -> str | None:
+        """A message's image, by its name (the input's image rows)."""
+        named = self.names.name_of(("image",), source_id)
+        if named is None:
+            return unresolved(f"image {source_id} is not named by the input's image rows", final)
+        image = self.images.settled(named[1])
+        return image.id if image is not None else unresolved(f"image {named[1]!r} is not in the target account", final)
 
     def definition(self, definition: Any, final: bool) -> Any:
         """The definition with every group and metric id translated; None while one is not translatable yet."""
