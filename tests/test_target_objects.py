@@ -14,6 +14,7 @@ from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 from klaviyo_emulator.ratelimit import RateLimiter
 from target_klaviyo.sinks.image import ImageSink
 from target_klaviyo.sinks.segment import SegmentSink
+from target_klaviyo.writing.campaign_parts import ORPHAN
 from target_klaviyo.writing.mirror import NOT_DELETED
 from tests.fake_clock import FakeClock
 from tests.harness import SyncResult, run_tap, select_only
@@ -668,6 +669,20 @@ def test_campaigns_are_drafts_with_messages_never_sent_and_sent_ones_never_touch
         assert list(stored_campaigns(emu)) == ["Campaign 2"]
         assert emu.campaigns.send_job_calls == []
         assert not [r for r in emu.requests.snapshot() if r.path.startswith("/api/campaign-send-jobs")]
+
+
+def test_messages_without_a_campaign_stream_are_rejected_and_the_run_ends(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with empty(clock) as emu:
+        lines = campaign_lines([], [message(1, 1)])
+        result = run_lines(emu, clock, tmp_path / "1", [line for line in lines if line.get("stream") != "campaign"])
+        assert result.error is None and result.states == [{"campaigns": 1}]
+        assert result.outcomes["campaign_messages"] == {"rejected": 1}
+        assert result.outcomes["campaign_message_template"] == {"rejected": 1}
+        assert set(reasons(result)) == {
+            "its campaign is not in the input's campaign rows (or was rejected): nothing was written"
+        }
+        assert [w for w in writes(emu) if "campaign" in w[1]] == []
 
 
 def versioned(stream: str, rows: list[dict[str, Any]], version: int, activate_first: bool) -> list[dict[str, Any]]:

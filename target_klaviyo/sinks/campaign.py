@@ -200,18 +200,18 @@ class CampaignSink(ObjectSink):
     def finish(self) -> None:
         """Campaigns are written; message and template rows whose campaign never came are rejected."""
         super().finish()
-        parts = self.klaviyo.campaign_parts
-        messages, templates = parts.orphans()
-        reason = "its campaign is not in the input's campaign rows (or was rejected): nothing was written"
-        for message in messages:
-            self.klaviyo.outcomes.reject("campaign_messages", message, reason)
-        for template in templates:
-            self.klaviyo.outcomes.reject("campaign_message_template", template, reason)
-        parts.release()
+        self.klaviyo.campaign_parts.close(self.klaviyo.outcomes.reject)
 
 
 class CampaignPartSink(KlaviyoSink):
     """campaign_messages and campaign_message_template rows: kept for their campaign, which writes them."""
+
+    finish_rank = 4  # after the campaigns
+
+    @override
+    def finish(self) -> None:
+        """Without a campaign stream the rows have no campaign: rejected, so the run ends."""
+        self.klaviyo.campaign_parts.close(self.klaviyo.outcomes.reject)
 
     @override
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from target_klaviyo.writing.pipeline import Unit
+
+ORPHAN = "its campaign is not in the input's campaign rows (or was rejected): nothing was written"
 
 
 class CampaignParts:
@@ -24,6 +27,7 @@ class CampaignParts:
         self.units: list[Unit] = []
         #: Source campaign ids whose rows were settled (written, unchanged or rejected).
         self.settled: set[str] = set()
+        self.closed = False
         self.lock = threading.Lock()
 
     def add_message(self, row: dict[str, Any]) -> None:
@@ -48,16 +52,20 @@ class CampaignParts:
         with self.lock:
             self.settled.add(campaign_id)
 
-    def orphans(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Message and template rows whose campaign never came (or was never settled)."""
+    def close(self, reject: Callable[[str, dict[str, Any], str], None]) -> None:
+        """The end of the input (once): the message and template rows whose campaign never came, or was never
+        settled, are rejected, and their batches settle."""
         with self.lock:
+            if self.closed:
+                return
+            self.closed = True
             messages = [m for cid, rows in self.messages.items() if cid not in self.settled for m in rows]
             owned = {str(m.get("id")) for cid, rows in self.messages.items() if cid in self.settled for m in rows}
             templates = [t for mid, t in self.templates.items() if mid not in owned]
-            return messages, templates
-
-    def release(self) -> None:
-        with self.lock:
             units, self.units = self.units, []
+        for message in messages:
+            reject("campaign_messages", message, ORPHAN)
+        for template in templates:
+            reject("campaign_message_template", template, ORPHAN)
         for unit in units:
             unit.part_done()
