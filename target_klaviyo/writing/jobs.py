@@ -25,17 +25,13 @@ PROFILE_IMPORTS = "/api/profile-bulk-import-jobs"
 _PROFILE_ROW = re.compile(r"/data/attributes/profiles/data/(\d+)")
 _JOB_ROW = re.compile(r"/data/attributes/\w+/data/(\d+)")
 MAX_TICK_S = 30.0
-RUNNING = '["queued","processing"]'
 NEWEST_FIRST = {"sort": "-created_at", "page[size]": "100"}
 #: A tick comes after this share of the youngest job's age (at least `job_poll_interval`, at most 30 s): a job
 #: is seen complete at most about 5 % of its age after it completed.
 AGE_SHARE = 20
-#: How each kind of job in flight is listed when it cannot be sorted: profile imports take `any` and a page
-#: size; catalog and suppression job lists take `equals` only (one listing per running status), no page size.
-RUNNING_LISTINGS: dict[str, list[dict[str, str]]] = {
-    PROFILE_IMPORTS: [{"filter": f"any(status,{RUNNING})", "page[size]": "100"}],
-}
-EQUALS_LISTINGS = [{"filter": 'equals(status,"queued")'}, {"filter": 'equals(status,"processing")'}]
+#: The running jobs of a kind that cannot be listed newest first (catalog and suppression job lists filter with
+#: `equals` only, and take no page size): one listing per running status.
+RUNNING_LISTINGS = ({"filter": 'equals(status,"queued")'}, {"filter": 'equals(status,"processing")'})
 
 
 #: What a sink does with a completed job: (its rows as read, position -> reason for those Klaviyo refused).
@@ -136,7 +132,7 @@ class JobPoller:
                 unseen = self.newest(collection, jobs, first.newest_first, first.what)
             else:
                 running: set[str] = set()
-                for params in RUNNING_LISTINGS.get(collection, EQUALS_LISTINGS):
+                for params in RUNNING_LISTINGS:
                     running.update(str(item.get("id")) for item in self.client.pages(collection, params, first.what))
                     self.polls += 1
                 unseen = [job for job_id, job in jobs.items() if job_id not in running]
