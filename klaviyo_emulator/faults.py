@@ -40,6 +40,8 @@ class ForcedResponse:
     ``kind`` may be ``"drop"``, ``"timeout"`` or ``"truncated"`` (serve the real answer cut in half) or
     ``"502_html"``; otherwise ``status``/``body``/``headers`` are sent (a default JSON:API error body when
     ``body`` is None and the status is an error). ``retry_after`` adds a ``Retry-After`` header.
+    ``applied``: the request is carried out first, then this answer replaces its own (a write whose answer
+    was lost: the caller cannot tell whether it happened).
     """
 
     status: int = 200
@@ -47,6 +49,7 @@ class ForcedResponse:
     headers: dict[str, str] = field(default_factory=dict)
     retry_after: int | None = None
     kind: str | None = None
+    applied: bool = False
 
 
 @dataclass
@@ -58,9 +61,8 @@ class _Forced:
 
 def fault_label(forced: ForcedResponse) -> str:
     """How a forced response shows in the request log's ``fault`` field."""
-    if forced.kind:
-        return f"{forced.kind}-forced"
-    return f"{forced.status}-forced"
+    label = f"{forced.kind or forced.status}-forced"
+    return f"{label}-applied" if forced.applied else label
 
 
 def server_error(status: int) -> tuple[str, str, str]:

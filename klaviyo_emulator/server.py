@@ -350,6 +350,8 @@ class Emulator:
         headers: dict[str, str],
         body: str | None,
     ) -> _Reply:
+        if forced.applied:
+            self._answer(method, path, raw_query, pairs, headers, body)  # done, then its answer is lost
         if forced.kind in ("drop", "timeout", "502_html"):
             return self._fault_reply(forced.kind)
         if forced.kind == "truncated":

@@ -226,7 +226,7 @@ def test_clear_nulls_goes_through_the_single_upsert(tmp_path: Path) -> None:
 
 def test_faults_including_ambiguous_ones_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     clock = FakeClock()
-    with empty(clock, fault_rate=0.3, timeout_delay_s=1.5, seed=7) as emu:
+    with empty(clock, fault_rate=0.05, timeout_delay_s=1.5, seed=7) as emu:
         lines = [
             *messages("profile", ANY, profiles(300), []),
             *messages("event", ANY, events(3000), []),
@@ -239,12 +239,21 @@ def test_faults_including_ambiguous_ones_lose_and_duplicate_nothing(tmp_path: Pa
             ),
             {"type": "STATE", "value": {"done": 1}},
         ]
+        # Besides the random faults, one write of each kind is done and its answer lost: the target cannot tell
+        # whether it happened (a list creation is the one write that is not safe to send again).
+        lost = {
+            "/api/profile-bulk-import-jobs": ForcedResponse(status=503, applied=True),
+            "/api/event-bulk-create-jobs": ForcedResponse(kind="timeout", applied=True),
+            "/api/lists": ForcedResponse(kind="drop", applied=True),
+        }
+        for path, forced in lost.items():
+            emu.force(path, [forced], method="POST")
         result = run_target(config(emu, request_timeout=1), lines, clock, tmp_path)
         assert result.error is None and result.states == [{"done": 1}]
         clock.sleep(10)
         emu.writes.settle()
         faults = [r.fault for r in emu.requests.snapshot() if r.fault]
-        assert any(f.endswith("-applied") for f in faults), faults
+        assert sum(1 for f in faults if f.endswith("-forced-applied")) == 3, faults
         assert len(emu.account.expected_ids("profile")) == 450
         assert len(stored_events(emu)) == 3000  # retried event jobs deduped on unique_id
         assert len(emu.account.list_members(next(r.id for r in emu.account.records("list")))) == 200
