@@ -1,8 +1,8 @@
-"""One session to Klaviyo outside the SDK's stream loop: the target's requests.
+"""The target's requests, outside the SDK's stream loop, on the same `KlaviyoConnection` the tap's run builds.
 
-The same pieces as the tap's streams: the pacing transport (`PacedAdapter`, one limiter per endpoint, learned
-from `RateLimit-*`), the authenticator (API key or rotating OAuth tokens), `raise_for_status` for one readable
-line, and `RetryPolicy`'s backoff decorators (Retry-After honoured). A write that may have been
+The connection brings the pacing transport (one limiter per endpoint, learned from `RateLimit-*`), the
+authenticator (API key or rotating OAuth tokens) and the 429 hold; here are `raise_for_status` for one
+readable line and `RetryPolicy`'s backoff decorators (Retry-After honoured). A write that may have been
 applied before it failed (a timeout, a 5xx after the body was sent) is retried only when the caller says the
 write is idempotent.
 """
