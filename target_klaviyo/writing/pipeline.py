@@ -123,7 +123,7 @@ class Pipeline:
         self.queued_rows = 0
         self.held_bytes = 0
         self.changed = threading.Condition()
-        #: Called (on a worker thread) whenever a unit settles: the job poller learns nothing is left.
+        #: Set once the run ends (its lanes stopped; the job poller stops with it).
         self.closed = False
 
     def unit(self, hold: int, rows: int) -> Unit:
