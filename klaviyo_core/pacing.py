@@ -76,6 +76,8 @@ class Limiter:
     burst_window: float = BURST_WINDOW_S
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    #: The wall clock that tells the UTC day the daily cap counts in (the run's Clock: a fake one in tests).
+    wall: Callable[[], datetime] = field(default_factory=lambda: Clock().now)
     _recent: deque[float] = field(default_factory=deque)
     _held_until: float = 0.0
     _day: str = ""
@@ -145,12 +147,13 @@ class Limiter:
     def _count_daily(self) -> None:
         if self.daily is None:
             return
-        today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        now = self.wall().astimezone(timezone.utc)
+        today = now.strftime("%Y-%m-%d")
         if today != self._day:
             self._day, self._day_count = today, 0
         if self._day_count >= self.daily:
-            tomorrow = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-            raise DailyLimitReached(self.name, tomorrow + timedelta(days=1))
+            midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            raise DailyLimitReached(self.name, midnight + timedelta(days=1))
         self._day_count += 1
 
     def hold(self, seconds: float) -> None:
@@ -226,7 +229,14 @@ class Pacer:
             found = self._limiters.get(key)
             if found is None:
                 found = Limiter(
-                    key, burst, steady, daily, burst_window, clock=self.clock.monotonic, sleep=self.clock.sleep
+                    key,
+                    burst,
+                    steady,
+                    daily,
+                    burst_window,
+                    clock=self.clock.monotonic,
+                    sleep=self.clock.sleep,
+                    wall=self.clock.now,
                 )
                 if self.ratio is not None:
                     found.assume(self.ratio)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -65,14 +65,25 @@ def test_hold_pauses_every_caller() -> None:
     assert clock.now >= 5.0
 
 
-def test_daily_cap_raises_with_reset_time() -> None:
+def test_daily_cap_raises_with_reset_time_and_resets_at_utc_midnight() -> None:
+    """The day is the run's wall clock (fake here), never the machine's date: a run crossing midnight UTC
+    starts a new day's count, whatever day the test runs on."""
     clock = FakeClock()
-    limiter = Limiter("POST /api/flow-values-reports", burst=1, steady=2, daily=3, clock=clock, sleep=clock.sleep)
+    before_midnight = datetime(2026, 3, 9, 23, 50, 0, tzinfo=timezone.utc)
+
+    def wall() -> datetime:
+        return before_midnight + timedelta(seconds=clock.now)
+
+    limiter = Limiter(
+        "POST /api/flow-values-reports", burst=1, steady=2, daily=3, clock=clock, sleep=clock.sleep, wall=wall
+    )
     acquired_times(limiter, clock, 3)
     with pytest.raises(DailyLimitReached) as caught:
         limiter.acquire()
-    assert caught.value.resets_at > datetime.now(timezone.utc)
-    assert "resets at" in str(caught.value)
+    assert caught.value.resets_at == datetime(2026, 3, 10, tzinfo=timezone.utc)
+    assert "resets at 2026-03-10 00:00 UTC" in str(caught.value)
+    clock.sleep(600.0)  # past midnight: a new day
+    assert len(acquired_times(limiter, clock, 2)) == 2
 
 
 def test_threads_share_one_limiter() -> None:
