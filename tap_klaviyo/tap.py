@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import IO, Any
 
 import click
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
 from klaviyo_core.clock import Clock
@@ -35,6 +38,7 @@ class TapKlaviyo(Tap):
         here, before any request, each problem one line."""
         self.clock = clock
         quiet_null_value_notes()
+        quiet_logger(self.name, partitioned=False)  # the SDK's start-up wiring, kept for DEBUG
         self.config_files = config_files_of_this_run()  # token write-back: the --config files of this run
         #: The streams in the order they are synced (held-back ones last), once computed.
         self.sync_order: dict[str, Stream] | None = None
@@ -87,20 +91,64 @@ class TapKlaviyo(Tap):
             quiet_logger(stream.logger.name, partitioned=partitioned)
         return streams  # type: ignore[return-value]
 
+    # -- the run's lifecycle: one owner -----------------------------------------------------------------
+
+    def __enter__(self) -> TapKlaviyo:
+        """A run of this tap is owned: its end (summary, spool removed, workers stopped, gc settings given back,
+        output flushed) comes when the block is left, once, whatever failed inside it."""
+        self.run.own()
+        return self
+
+    def __exit__(self, exc_type: object, failure: BaseException | None, traceback: object) -> None:
+        self.run.end(failure)
+
     @classmethod
     @override
-    def invoke(cls, *args: Any, **kwargs: Any) -> None:
-        """Problems the user can fix end the run with one line, not a traceback."""
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: Any = None,
+        state: IO[str] | None = None,
+        catalog: IO[str] | None = None,
+    ) -> None:
+        """The sync command: the SDK's three steps (about, version, a tap and its `sync_all`) with the tap owning
+        its run around the final `sync_all`, which has no begin or end hook. Problems the user can fix end the
+        run with one line, not a traceback."""
         with one_line_on_user_error(cls.logger):
-            super().invoke(*args, **kwargs)
+            super(Tap, cls).invoke(about=about, about_format=about_format)  # --about: the plugin's, then exit
+            cls.print_version(print_fn=cls.logger.info)
+            with cls(
+                config=config.config if config is not None else None,
+                state=None if state is None else json.loads(state.read(), parse_float=Decimal),
+                catalog=None if catalog is None else json.loads(catalog.read(), parse_float=Decimal),
+                parse_env_config=bool(config is not None and config.parse_env),
+                validate_config=True,
+            ) as tap:
+                tap.sync_all()
 
     @classmethod
     @override
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """`--test` (the check setup wizards and hosted platforms run first) runs in a click callback, outside
-        `invoke`: a bad key or bad settings end it with the same one line as a sync."""
-        with one_line_on_user_error(cls.logger):
-            super().cb_test(ctx, param, value)
+        `invoke`: the same owned run, and a bad key or bad settings end it with the same one line as a sync."""
+        if value == CliTestOptionValue.Disabled.value:
+            return
+        config = ctx.params.get("config")
+        with (
+            one_line_on_user_error(cls.logger),
+            cls(
+                config=config.config if config is not None else None,
+                parse_env_config=bool(config is not None and config.parse_env),
+                validate_config=True,
+            ) as tap,
+        ):
+            if value == CliTestOptionValue.Schema.value:
+                tap.write_schemas()
+            else:
+                tap.run_connection_test()
+        ctx.exit()
 
 
 def held_back(stream: Stream) -> bool:

@@ -72,10 +72,13 @@ def run_tap(
     root = logging.getLogger()
     root.addHandler(handler)
     try:
-        with redirect_stdout(out), redirect_stderr(err):
-            tap = TapKlaviyo(config=config, state=state, catalog=catalog, clock=clock)
-            with backoff_on(clock):
-                tap.sync_all()
+        with (
+            redirect_stdout(out),
+            redirect_stderr(err),
+            TapKlaviyo(config=config, state=state, catalog=catalog, clock=clock) as tap,
+            backoff_on(clock),
+        ):
+            tap.sync_all()
     finally:
         root.removeHandler(handler)
     out.seek(0)

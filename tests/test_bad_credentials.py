@@ -63,6 +63,8 @@ def test_a_refused_credential_is_one_line(emulator: Emulator, tmp_path: Path, na
     # At the default level: the run's INFO chatter, and one line besides it, the ERROR.
     chatty = run(name, credentials, emulator, tmp_path, None)
     besides_info = lines_besides_info(chatty.stderr)
+    # ... and that chatter is short: no start-up wiring, no summary of a run that read nothing.
+    assert "as child stream to" not in chatty.stderr and "summary:" not in chatty.stderr, chatty.stderr[-3000:]
     # As a platform's check runs it (the SDK's LOGLEVEL): stderr is that line alone.
     quiet = run(name, credentials, emulator, tmp_path, "warning")
     lines = [line for line in quiet.stderr.splitlines() if line.strip()]

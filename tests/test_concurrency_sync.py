@@ -169,12 +169,10 @@ def run_until(config: dict[str, Any], stream: str, after: int, monkeypatch: pyte
     err = io.StringIO()
     handler = logging.StreamHandler(err)
     logging.getLogger().addHandler(handler)
-    tap = TapKlaviyo(config=config)
     try:
-        with redirect_stdout(out), redirect_stderr(err), pytest.raises(Interrupted):
+        with redirect_stdout(out), redirect_stderr(err), pytest.raises(Interrupted), TapKlaviyo(config=config) as tap:
             tap.sync_all()
     finally:
-        tap.run.end()  # the process would be gone: its workers with it
         logging.getLogger().removeHandler(handler)
         monkeypatch.undo()
     out.seek(0)

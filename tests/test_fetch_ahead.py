@@ -72,8 +72,11 @@ def test_profiles_and_memberships_are_fetched_while_events_are_emitted_within_th
     monkeypatch.setattr(EventStream, "post_process", first_event)
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     err = io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        tap = TapKlaviyo(config=config, catalog=select_only(config, STREAMS))
+    with (
+        redirect_stdout(out),
+        redirect_stderr(err),
+        TapKlaviyo(config=config, catalog=select_only(config, STREAMS)) as tap,
+    ):
         tap.run.backfill_budget.limit = 1  # any page spends it
         if not spool:
             tap.run.spool.limit = 0

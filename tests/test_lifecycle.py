@@ -30,9 +30,9 @@ def _sync(config: dict[str, Any], streams: set[str]) -> tuple[TapKlaviyo, SyncRe
     failure: BaseException | None = None
     try:
         with redirect_stdout(out), redirect_stderr(err):
-            tap = TapKlaviyo(config=config, catalog=select_only(config, streams))
             try:
-                tap.sync_all()
+                with TapKlaviyo(config=config, catalog=select_only(config, streams)) as tap:
+                    tap.sync_all()
             except Exception as exc:
                 failure = exc
     finally:
@@ -87,3 +87,35 @@ def test_progress_says_how_far_through_the_range_a_windowed_read_is() -> None:
     logger.setLevel(logging.INFO)
     progress.Reporter([stream], logger, 60).progress()
     assert f"{round(share * 100)}% of {start:%Y-%m-%d %H:%M}..{stop:%Y-%m-%d %H:%M}" in out.getvalue()
+
+
+def test_a_failure_outside_the_fetch_still_ends_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The sync command owns its run: a failure where no fetch is (the main thread's `post_process`, after
+    the records generator handed a record over) still gets the summary, and gc's settings back."""
+    from tap_klaviyo.reading.stream import KlaviyoStream
+
+    process = KlaviyoStream.post_process
+
+    def failing(self: KlaviyoStream, row: dict[str, Any], context: Any = None) -> dict[str, Any] | None:
+        if self.name == "profile":
+            raise RuntimeError("a bug after the fetch")
+        return process(self, row, context)
+
+    monkeypatch.setattr(KlaviyoStream, "post_process", failing)
+    before = gc.get_threshold()
+    with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0)) as emu:
+        config = config_for(emu)
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        (tmp_path / "catalog.json").write_text(json.dumps(select_only(config, {"metric", "profile"})))
+        with pytest.raises(RuntimeError, match="a bug after the fetch"):
+            TapKlaviyo.cli.main(
+                ["--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")],
+                standalone_mode=False,
+            )
+    stderr = capfd.readouterr().err
+    assert "summary:" in stderr, stderr[-2000:]
+    summary = stderr[stderr.index("summary:") :]
+    assert "metric" in summary
+    assert gc.get_threshold() == before

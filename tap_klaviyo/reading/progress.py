@@ -243,11 +243,13 @@ class LeanGarbageCollection:
 
 
 #: SDK lines a user can do nothing about, kept for DEBUG: suppression streams are unsorted by nature (their
-#: state says so), and a failed sync's own one-line error names the stream and endpoint that failed (which,
-#: for a request fetched ahead, is not the stream the SDK was syncing when the error surfaced).
+#: state says so), a failed sync's own one-line error names the stream and endpoint that failed (which, for a
+#: request fetched ahead, is not the stream the SDK was syncing when the error surfaced), and the start-up's
+#: wiring (no settings from the environment unless asked; each child stream added to its parent) is the tap's.
 _NOT_ACTIONABLE = (
     "Stream is assumed to be unsorted",
     "An unhandled error occurred while syncing",
+    "Skipping parse of env var settings",
 )
 
 
@@ -266,6 +268,8 @@ class _QuietContexts(logging.Filter):
         if message.startswith(_NOT_ACTIONABLE):
             return False
         if message.startswith("Beginning sync of") and "with context keys" in message:
+            return False
+        if message.startswith("Added '") and "as child stream to" in message:
             return False
         # the state manager's start line of a partition or child (its stream has a parent or partitions)
         return not message.startswith("Starting incremental sync of") or record.name not in self.partitioned

@@ -1,19 +1,19 @@
 """What one run shares across its streams and threads, created before any thread starts.
 
 The HTTP session (with the pacing transport), the authenticator (one, so a rotating refresh token is never
-spent twice), the limiters, the clock, the fetch-ahead budget, the bookmark guard, and the run's beginning
-(slow streams start fetching) and end (summary, output flushed, workers stopped).
+spent twice), the limiters, the clock, the fetch-ahead budget, the bookmark guard, and the run's lifecycle.
 
-The run's lifecycle rides on singer-sdk's `Tap.sync_all`, which is final and has no begin/end hooks; the order
-it keeps, and what the tap hangs on each step:
-1. `Stream.sync()` per selected top-level stream; the SDK first asks `get_replication_key_signpost` (a full
-   read begins), then `get_records`, whose first call is the run's `begin` (progress, early fetches, gc).
-2. `finalize_state_progress_markers()` once a top-level stream and its children are synced: that stream's end
-   (its workers stop, a full read releases its ACTIVATE_VERSION, records without their key are counted).
-3. `log_sync_costs()` for every stream once all are synced: after the last one, the run's `end` (summary,
-   spool removed, gc settings given back, output flushed).
-A stream that raises never reaches 2 or 3: `KlaviyoStream.get_records` calls `end` on its way out instead.
-`end` runs once, whichever comes first.
+The lifecycle has one owner: the tap, as a context manager (`with TapKlaviyo(...) as tap: tap.sync_all()`),
+which the sync command and `--test` open around the SDK's final `sync_all` (it has no begin or end hook):
+1. `own()` when the block is entered.
+2. `begin()` when the first stream asks for records (the SDK's `get_records`; the catalog's selection is final
+   by then, also for `--test`, which selects every stream): progress reporting, early fetches, lean gc.
+3. A top-level stream's end is the SDK's `finalize_state_progress_markers` (its workers stop, a full read
+   releases its ACTIVATE_VERSION, records without their key are counted).
+4. `end()` when the block is left, once, whatever failed inside it (a fetch, `post_process`, a child sync,
+   the record writer): summary, workers stopped, spool removed, gc settings given back, output flushed.
+A caller that calls `sync_all` without the block (the SDK's own test runner) gets an unowned run: no progress
+thread and no gc tuning, which only an owner can give back; fetch-ahead workers are daemon threads.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from klaviyo_core.clock import Clock
+from klaviyo_core.errors import KlaviyoAuthError
 from klaviyo_core.session import KlaviyoConnection
 from tap_klaviyo.reading import progress
 from tap_klaviyo.reading.bookmarks import BookmarkGuard
@@ -76,8 +77,9 @@ class KlaviyoRun:
         self.stopwatch = Stopwatch()
         self.streams: Sequence[Any] = ()
         self.on_end: Callable[[], None] | None = None
+        #: Inside its owner's block (the tap as a context manager): the end is certain to come.
+        self.owned = False
         self.began = False
-        self.finished: set[str] = set()
         self.reporter: Reporter | None = None
         self.gc = LeanGarbageCollection()
         self.ended = False
@@ -88,28 +90,27 @@ class KlaviyoRun:
 
     # -- the run's beginning and end -----------------------------------------------------------------
 
+    def own(self) -> None:
+        """The owner's block is entered: `end` will run when it is left."""
+        self.owned = True
+
     def begin(self) -> None:
         """The first stream asks for records: progress reporting starts, slow streams start fetching."""
         if self.began:
             return
         self.began = True
-        self.gc.start()
         active = [s for s in self.streams if s.selected or s.has_selected_descendents]
-        self.reporter = Reporter(active, self.logger, progress.PROGRESS_INTERVAL_S)
-        self.reporter.start()
+        if self.owned:  # what only `end` undoes starts only when `end` is certain
+            self.gc.start()
+            self.reporter = Reporter(active, self.logger, progress.PROGRESS_INTERVAL_S)
+            self.reporter.start()
         started = sorted(s.name for s in active if s.parent_stream_type is None and s.fanout.start_early())
         if started:
             self.logger.info("fetching ahead (tight rate limits): %s", ", ".join(started))
 
-    def stream_finished(self, stream: Any) -> None:
-        """The SDK reports each stream's costs once all are synced: after the last one, the run is over."""
-        self.finished.add(stream.name)
-        if len(self.finished) < len(self.streams):
-            return
-        self.end()
-
-    def end(self) -> None:
-        """Once, whichever comes first: the last stream's costs (a complete sync) or a stream's failure."""
+    def end(self, failure: BaseException | None = None) -> None:
+        """Once, when the owner's block is left: the sync completed, or `failure` ended it. A refused credential
+        has nothing to sum up: its one error line stands alone."""
         if self.ended:
             return
         self.ended = True
@@ -119,7 +120,8 @@ class KlaviyoRun:
         self.spool.close()
         if self.reporter is not None:
             self.reporter.stop()
-            self.reporter.summary()
+            if not isinstance(failure, KlaviyoAuthError):
+                self.reporter.summary()
             self.reporter = None
         self.gc.stop()
         if self.on_end is not None:

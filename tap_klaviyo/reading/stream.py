@@ -238,17 +238,11 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
             return
         self.run.begin()
         position = self.replication_key if self.windowed else None
-        try:
-            with self.tolerated_errors(context):
-                self.run.stopwatch.begin(self.stats)
-                self.run.bookmarks.partition_started(self, context)
-                yield from self.stats.counted(
-                    self.fanout.records(context), selected=self.selected, position_key=position
-                )
-                self.run.stopwatch.end(self.stats)
-        except Exception:
-            self.run.end()  # the run ends with this stream: summary, spool removed, gc settings given back
-            raise
+        with self.tolerated_errors(context):
+            self.run.stopwatch.begin(self.stats)
+            self.run.bookmarks.partition_started(self, context)
+            yield from self.stats.counted(self.fanout.records(context), selected=self.selected, position_key=position)
+            self.run.stopwatch.end(self.stats)
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any] | None:
@@ -322,12 +316,6 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
         super().finalize_state_progress_markers(state)
         if state is None and self.parent_stream_type is None:
             self.fanout.close()  # the SDK calls this once a top-level stream (and its children) is synced
-
-    @override
-    def log_sync_costs(self) -> None:
-        """The SDK calls this for every stream once the whole sync is over: the run's end."""
-        super().log_sync_costs()
-        self.run.stream_finished(self)
 
 
 __all__ = ["WINDOW_START", "KlaviyoStream"]
