@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
 import pytest
 
 from klaviyo_core import spec
 from klaviyo_emulator import Emulator, EmulatorConfig
+from tap_klaviyo.reading.packing import NestedPacking
 from tap_klaviyo.reading.stream import KlaviyoStream
 from tests.conftest import config_for
 from tests.harness import SyncResult, run_tap, select_only
@@ -74,19 +76,30 @@ def record_texts(result: SyncResult) -> dict[str, Counter[str]]:
 def runs(demo: Emulator) -> dict[str, Any]:
     config = config_for(demo, **SMALL_REPORTS)
     fast_started = datetime.now(timezone.utc).isoformat()
-    fast = run_tap(config)
+    packed: Counter[str] = Counter()
+    pack = NestedPacking.pack
+
+    def counting(self: NestedPacking, record: dict[str, Any]) -> None:
+        pack(self, record)
+        packed.update(type(v).__name__ for v in record.values() if type(v) is msgspec.Raw)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(NestedPacking, "pack", counting)
+        fast = run_tap(config)
     plain_started = datetime.now(timezone.utc).isoformat()
     streams = lean_streams()
     assert {str(cls.__dict__.get("name")) for cls in streams} >= {"event", "profile"}
     with pytest.MonkeyPatch.context() as patch:
         for cls in streams:
             patch.setattr(cls, "lean_documents", False)
+            patch.setattr(cls, "nested_packing", False)  # the SDK walks every nested object, as it would
         plain = run_tap(config)
-    return {"fast": fast, "plain": plain, "started": (fast_started, plain_started)}
+    return {"fast": fast, "plain": plain, "started": (fast_started, plain_started), "packed": packed}
 
 
 def test_every_streams_records_are_the_plain_paths_byte_for_byte(runs: dict[str, Any]) -> None:
     fast, plain = record_texts(runs["fast"]), record_texts(runs["plain"])
+    assert runs["packed"]["Raw"] > 20_000, "the fast run packs nested objects (events' and profiles')"
     assert sum(sum(c.values()) for c in plain.values()) > 20_000
     assert {"event", "profile", "profile_list", "campaign", "flow"} <= set(plain)
     assert fast.keys() == plain.keys()
@@ -127,3 +140,16 @@ def test_stream_maps_and_deselected_properties_still_apply(demo: Emulator, runs:
         email = expected["email"]
         expected["email"] = hashlib.md5(email.encode()).hexdigest() if email else None
         assert profile == expected
+
+
+def test_flattening_sees_nested_objects(demo: Emulator, runs: dict[str, Any]) -> None:
+    """Flattening (a stream map setting) reads inside objects: packing steps aside, the columns are flattened."""
+    config = config_for(demo, **SMALL_REPORTS, flattening_enabled=True, flattening_max_depth=1)
+    flattened = run_tap(config, catalog=select_only(config, {"profile"})).records["profile"]
+    plain = {p["id"]: p for p in runs["plain"].records["profile"]}
+    located = [p for p in flattened if plain[p["id"]].get("location")]
+    assert located and len(flattened) == len(plain)
+    for profile in located:
+        assert "location" not in profile
+        for key, value in plain[profile["id"]]["location"].items():
+            assert profile[f"location__{key}"] == value

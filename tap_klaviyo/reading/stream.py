@@ -36,6 +36,7 @@ from tap_klaviyo.reading.batch_files import BatchFiles
 from tap_klaviyo.reading.drift import DriftCheck
 from tap_klaviyo.reading.fanout import Fanout
 from tap_klaviyo.reading.full_reads import FullReads
+from tap_klaviyo.reading.packing import NestedPacking
 from tap_klaviyo.reading.pagination import ApiPage, JsonApiPaginator
 from tap_klaviyo.reading.progress import RunStats
 from tap_klaviyo.reading.query import WINDOW_START, QueryMixin, spec_template
@@ -76,6 +77,9 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
     #: Records come inside the parent's response (`included`), or are derived from the parent's records.
     arrives_with_parent: ClassVar[bool] = False
     derived_from_parent: ClassVar[bool] = False
+    #: Nested objects may leave `post_process` encoded (reading/packing.py): nothing after the base's
+    #: `post_process` (an override, a child's context) reads inside them. Declared by the big streams.
+    nested_packing: ClassVar[bool] = False
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: Records re-read behind the bookmark (lookback, a strict filter's second) are expected, not an error;
@@ -97,6 +101,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
         props = self.schema.get("properties", {})
         self.notes = ShapeNotes(self.name, self.logger)  # records Klaviyo sent incomplete, counted
         self.drift = DriftCheck(self.name, self.logger, props)  # fields in no schema: named once per stream
+        self.packing = NestedPacking(props)
         self.shape = RecordShape(
             self.id_column,
             [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)],
@@ -271,7 +276,22 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
             self.fanout.derive(record)
         if self.full_read_forced:
             self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
+        if self.packs_nested:
+            self.packing.pack(record)  # last: everything above reads inside the objects
         return record
+
+    @cached_property
+    def packs_nested(self) -> bool:
+        """Nested objects leave `post_process` encoded (`packing`): asked once the sync runs, when selection and
+        stream maps are final; never for BATCH files (the SDK's own encoders would meet them)."""
+        return (
+            self.nested_packing
+            and bool(self.packing.columns)
+            and not self.config.get("batch_config")
+            and NestedPacking.safe(
+                self.mask, self.stream_maps, self.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.NONE
+            )
+        )
 
     @cached_property
     def bookmark_column(self) -> str | None:

@@ -35,6 +35,7 @@ class EventStream(KlaviyoStream):
     windowed = True
     lean_documents = True
     sideloads = {"attributions": "event_attribution"}
+    nested_packing = True  # children's contexts read only the id
     extra_properties = {
         "metric_name": {"type": ["string", "null"]},
         "profile": {

@@ -24,6 +24,7 @@ class ProfileStream(KlaviyoStream):
     windowed = True
     lean_documents = True
     full_read_setting = "profile_full_read_days"
+    nested_packing = True  # children's contexts read only the id
 
     @property
     @override
