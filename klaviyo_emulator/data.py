@@ -162,6 +162,8 @@ class AccountData:
         self.store: dict[str, dict[str, Rec]] = {}
         # group kind -> group id -> profile id -> joined_group_at (epoch micros, whole seconds)
         self.members: dict[str, dict[str, Any]] = {"list": {}, "segment": {}}  # dicts, or LazyMembers
+        #: The reports' tallies of the events (klaviyo_emulator/report_stats.py), for the current generation.
+        self.report_tallies: dict[tuple[int, int, str | None], Any] = {}
         get_spec()  # parse once up front so the first request is not slow
         self._build()
 

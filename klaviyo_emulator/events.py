@@ -417,6 +417,48 @@ class EventStore:
             earlier -= self.nprof
         return out
 
+    def credited(self, idx: int) -> tuple[str, int] | None:
+        """(message id, the touch's datetime) of the one attribution a conversion's revenue goes to: of
+        several, the one whose message event is the latest (then the greatest attribution id), as the
+        warehouse models choose, so no revenue counts twice."""
+        best: tuple[int, str, str] | None = None
+        for rec in self.attributions(idx):
+            touch = self.index_of(str(rec.rels["attributed-event"]))
+            message = rec.rels.get("campaign-message") or rec.rels.get("flow-message")
+            if touch is None or not message:
+                continue
+            candidate = (self.time_of(touch), rec.id, str(message))
+            if best is None or candidate[:2] > best[:2]:
+                best = candidate
+        return None if best is None else (best[2], best[0])
+
+    def who(self, idx: int) -> int | str:
+        """The event's profile as a cheap key for counting distinct profiles (its position where it has one)."""
+        if idx < self.n:
+            return (self.pa * idx + self.pb) % self.nprof
+        profile = self._extra_by_idx[idx].profile
+        return self.profile_index.get(profile, profile)
+
+    def report_facts(self, idx: int) -> tuple[str | None, str | None, float | None]:
+        """(message id, form id, revenue value) the event's properties name, without building them."""
+        props = None if idx < self.n else self._extra_by_idx[idx].props
+        if props is not None:
+            value = props.get("$value")
+            number = float(value) if isinstance(value, (int, float)) else None
+            message, form = props.get("$message"), props.get("form_id")
+            return (str(message) if message else None, str(form) if form else None, number)
+        metric = self.metric_of(idx)
+        kind = self.metric_defs[metric].kind
+        h1 = mix64(mix64(idx ^ self.salt))
+        if kind in MESSAGE_KINDS:
+            found = self._message(_choices(kind, h1)[0])
+            return (found[1] if found else None, None, None)
+        if kind == "form" and self.ctx.forms:
+            return (None, self.ctx.forms[_choices(kind, h1)[0] % len(self.ctx.forms)], None)
+        if kind in ("order", "product", "checkout"):
+            return (None, None, round(5 + (h1 % 20000) / 100, 2))
+        return (None, None, None)
+
     def attribution_ids(self, idx: int) -> list[str]:
         return [a.id for a in self.attributions(idx)]
 

@@ -1,78 +1,34 @@
 """POST reporting endpoints (campaign/flow/form/segment values and series) and metric aggregates.
 
-Numbers are deterministic: per-day figures come from a hash of (message or form, day) over the days the
-thing was active, memberships count real ``joined_group_at`` values, and metric aggregates count the
-account's real events. So a report over a range equals the sum of reports over its parts, and re-reading
-a range gives the same numbers.
+Numbers are the account's own: campaign, flow and form statistics count its events as Klaviyo does, by
+send date (klaviyo_emulator/report_stats.py), so a campaign's conversion value is the revenue of the orders
+Klaviyo attributed to it; memberships count real ``joined_group_at`` values, and metric aggregates count
+the account's events. A report over a range equals the sum of reports over its parts (counts and values),
+and re-reading a range gives the same numbers.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
-import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from . import report_stats
 from .api import ApiError, RequestContext, invalid
 from .contract import aggregate_conditions, cached_filter, timeframe_bounds
 from .cursor import decode_cursor, encode_cursor
 from .data import AccountData
 from .events import EventQuery
 from .filters import Condition, evaluate, path_values
-from .records import DAY, SECOND, UTC, fmt, micros, mix64
+from .records import DAY, SECOND, UTC, fmt, micros
 from .spec import Operation
 
 SEGMENT_DATA_START = datetime(2023, 6, 1, tzinfo=UTC)
 #: Results per page of a values/series report; more continue through ``page_cursor`` (a query parameter).
 #: Klaviyo does not publish its page size; tests lower this to exercise the cursor.
 REPORT_PAGE_SIZE = 500
-RATE_STATS = {
-    "bounce_rate": ("bounced", "recipients"),
-    "bounced_or_failed_rate": ("bounced_or_failed", "recipients"),
-    "click_rate": ("clicks_unique", "delivered"),
-    "click_to_open_rate": ("clicks_unique", "opens_unique"),
-    "conversion_rate": ("conversion_uniques", "delivered"),
-    "delivery_rate": ("delivered", "recipients"),
-    "failed_rate": ("failed", "recipients"),
-    "open_rate": ("opens_unique", "delivered"),
-    "spam_complaint_rate": ("spam_complaints", "delivered"),
-    "unsubscribe_rate": ("unsubscribe_uniques", "delivered"),
-    "submit_rate": ("submits", "viewed_form_uniques"),
-}
-# Count statistics as fractions of the day's recipients (campaign/flow) or views (forms).
-MESSAGE_FRACTIONS = {
-    "delivered": 0.97,
-    "bounced": 0.02,
-    "failed": 0.01,
-    "bounced_or_failed": 0.03,
-    "opens": 0.55,
-    "opens_unique": 0.38,
-    "clicks": 0.09,
-    "clicks_unique": 0.05,
-    "conversions": 0.012,
-    "conversion_uniques": 0.01,
-    "unsubscribes": 0.004,
-    "unsubscribe_uniques": 0.004,
-    "spam_complaints": 0.0005,
-    "message_segment_count_sum": 1.2,
-    "text_message_credit_usage_amount": 1.2,
-}
-FORM_FRACTIONS = {
-    "viewed_form": 1.0,
-    "viewed_form_uniques": 0.8,
-    "viewed_form_step": 1.1,
-    "viewed_form_step_uniques": 0.85,
-    "submits": 0.06,
-    "submitted_form_step": 0.07,
-    "submitted_form_step_uniques": 0.06,
-    "closed_form": 0.5,
-    "closed_form_uniques": 0.45,
-    "qualified_form": 0.9,
-    "qualified_form_uniques": 0.75,
-}
 SEND_CHANNELS = {
     "email": "email",
     "sms": "sms",
@@ -222,35 +178,11 @@ def _next(value: datetime, interval: str) -> datetime:
 
 
 # ---- values/series rows --------------------------------------------------------------------------
-class _Daily:
-    """Deterministic per-day base counts for one report row over its active period."""
-
-    def __init__(self, key: str, active_from: int, active_to: int, scale: int) -> None:
-        self.seed = zlib.crc32(key.encode())
-        self.active_from = active_from
-        self.active_to = active_to
-        self.scale = scale
-
-    def base(self, lo: datetime, hi: datetime) -> float:
-        """Sum of per-day counts for the days (or part-days) in [lo, hi)."""
-        a, b = max(micros(lo), self.active_from), min(micros(hi), self.active_to)
-        if a >= b:
-            return 0.0
-        total = 0.0
-        day = a // DAY
-        while day * DAY < b:
-            lo_d, hi_d = max(a, day * DAY), min(b, (day + 1) * DAY)
-            total += (mix64(self.seed ^ day) % self.scale) * (hi_d - lo_d) / DAY
-            day += 1
-        return total
-
-
 class _Members:
     """Segment membership counts from real ``joined_group_at`` values."""
 
-    def __init__(self, joined: Iterable[int], seed: str) -> None:
+    def __init__(self, joined: Iterable[int]) -> None:
         self.joined = sorted(joined)
-        self.seed = zlib.crc32(seed.encode())
 
     def added(self, lo: datetime, hi: datetime) -> int:
         a, b = micros(lo), micros(hi)
@@ -262,15 +194,22 @@ class _Members:
 
 
 def _rows(data: AccountData, kind: str, attrs: dict[str, Any], start: datetime, end: datetime) -> list[Any]:
+    """(groupings, what answers its statistics) per row: a `Row` of the account's events (campaign, flow,
+    form) or the segment's `_Members`."""
     node = cached_filter(attrs["filter"]) if attrs.get("filter") else None
     rows: list[tuple[dict[str, Any], Any]] = []
+    counted = report_stats.tallies(data, attrs.get("conversion_metric_id")) if kind != "segment" else None
     if kind == "campaign":
+        assert counted is not None
         group_by = attrs.get("group_by") or ["campaign_id", "campaign_message_id", "send_channel"]
         for campaign in data.records("campaign"):
             send = campaign.attrs.get("send_time")
             if not send:
                 continue
             sent = micros(datetime.fromisoformat(send))
+            # Campaigns sent before the timeframe are still listed (their late activity), with nothing in it.
+            if not (sent < micros(end) and max(sent + 3 * DAY, micros(data.now)) > micros(start)):
+                continue
             for msg_id in campaign.rels.get("campaign-messages", []):
                 msg = data.store["campaign-message"][msg_id]
                 values = {
@@ -286,14 +225,14 @@ def _rows(data: AccountData, kind: str, attrs: dict[str, Any], start: datetime, 
                     "group_name": None,
                     "tag_name": [data.store["tag"][t].attrs["name"] for t in campaign.rels.get("tags", [])],
                 }
-                # A campaign's numbers keep arriving after its send (late opens, attributed orders).
-                rows.append((values, _Daily(msg_id, sent, max(sent + 3 * DAY, micros(data.now)), 4000)))
+                events = counted.messages.get(msg_id, report_stats.Events())
+                rows.append((values, [report_stats.Part(events, msg_id in counted.sms, sent_at=sent)]))
     elif kind == "flow":
+        assert counted is not None
         group_by = attrs.get("group_by") or ["flow_id", "flow_message_id", "send_channel"]
         for message in data.records("flow-message"):
             action = data.store["flow-action"][message.rels["flow-action"]]
             flow = data.store["flow"][action.rels["flow"]]
-            created = micros(datetime.fromisoformat(flow.attrs["created"]))
             values = {
                 "flow_id": flow.id,
                 "flow_message_id": message.id,
@@ -306,56 +245,51 @@ def _rows(data: AccountData, kind: str, attrs: dict[str, Any], start: datetime, 
                 "variation": None,
                 "variation_name": None,
             }
-            rows.append((values, _Daily(message.id, created, micros(data.now), 60)))
+            events = counted.messages.get(message.id, report_stats.Events())
+            rows.append((values, [report_stats.Part(events, message.id in counted.sms)]))
     elif kind == "form":
+        assert counted is not None
         group_by = attrs.get("group_by") or ["form_id"]
         for form in data.records("form"):
             versions = form.rels.get("form-versions", []) if "form_version_id" in group_by else [None]
-            created = micros(datetime.fromisoformat(form.attrs["created_at"]))
-            for version in versions:
+            events = counted.forms.get(form.id, report_stats.Events())
+            for k, version in enumerate(versions):
                 values = {"form_id": form.id, "form_version_id": version}
-                rows.append((values, _Daily(f"{form.id}:{version}", created, micros(data.now), 300)))
+                share = (k, len(versions)) if version is not None else None
+                rows.append((values, [report_stats.Part(events, share=share)]))
     else:
         group_by = ["segment_id"]
         for segment in data.records("segment"):
             joined = data.members["segment"].get(segment.id, {}).values()
-            rows.append(({"segment_id": segment.id}, _Members(joined, segment.id)))
+            rows.append(({"segment_id": segment.id}, _Members(joined)))
     out = []
-    for values, daily in rows:
+    for values, source in rows:
         if node is not None and not evaluate(node, lambda f, v=values: _as_list(v.get(f))):  # type: ignore[misc]
             continue
-        if kind == "campaign" and not (daily.active_from < micros(end) and daily.active_to > micros(start)):
-            continue  # campaigns not sent in the timeframe are absent, as in Klaviyo's reports
         groupings = {g: values.get(g) for g in group_by}
-        out.append((groupings, daily))
+        out.append((groupings, source))
     return _merge_rows(out)
 
 
 def _merge_rows(rows: list[tuple[dict[str, Any], Any]]) -> list[tuple[dict[str, Any], Any]]:
-    merged: dict[str, tuple[dict[str, Any], list[Any]]] = {}
-    for groupings, daily in rows:
+    """Rows of the same groupings as one (e.g. group_by without message ids): their parts together."""
+    merged: dict[str, tuple[dict[str, Any], Any]] = {}
+    for groupings, source in rows:
         key = repr(sorted(groupings.items(), key=lambda kv: kv[0]))
-        merged.setdefault(key, (groupings, []))[1].append(daily)
-    return [(g, dailies[0] if len(dailies) == 1 else _Sum(dailies)) for g, dailies in merged.values()]
-
-
-class _Sum:
-    """Several rows grouped together (e.g. group_by without message ids)."""
-
-    def __init__(self, parts: list[Any]) -> None:
-        self.parts = parts
-
-    def base(self, lo: datetime, hi: datetime) -> float:
-        return sum(p.base(lo, hi) for p in self.parts)
+        if key not in merged:
+            merged[key] = (groupings, source)
+        elif isinstance(source, list):
+            merged[key][1].extend(source)
+    return [(g, source if isinstance(source, _Members) else report_stats.Row(source)) for g, source in merged.values()]
 
 
 def _as_list(value: Any) -> list[Any]:
     return [value]
 
 
-def _stat(kind: str, stat: str, daily: Any, lo: datetime, hi: datetime) -> float | int:
+def _stat(kind: str, stat: str, source: Any, lo: datetime, hi: datetime) -> float | int:
     if kind == "segment":
-        added = daily.added(lo, hi)
+        added = source.added(lo, hi)
         removed = added // 7
         if stat == "members_added":
             return added
@@ -363,40 +297,11 @@ def _stat(kind: str, stat: str, daily: Any, lo: datetime, hi: datetime) -> float
             return removed
         if stat == "net_members_changed":
             return added - removed
-        return daily.total(hi) - daily.total(hi) // 7
-    base = daily.base(lo, hi)
-    if stat in RATE_STATS:
-        num, den = RATE_STATS[stat]
-        top, bottom = _count(kind, num, base), _count(kind, den, base)
-        return round(top / bottom, 6) if bottom else 0.0
-    if stat in (
-        "conversion_value",
-        "average_order_value",
-        "revenue_per_recipient",
-        "text_message_spend",
-        "text_message_roi",
-    ):
-        conversions = _count(kind, "conversions", base)
-        value = round(conversions * 57.25, 2)
-        if stat == "conversion_value":
-            return value
-        if stat == "average_order_value":
-            return round(value / conversions, 2) if conversions else 0.0
-        if stat == "revenue_per_recipient":
-            recipients = _count(kind, "recipients", base)
-            return round(value / recipients, 4) if recipients else 0.0
-        spend = round(_count(kind, "recipients", base) * 0.0075, 2)
-        if stat == "text_message_spend":
-            return spend
-        return round(value / spend, 4) if spend else 0.0
-    return _count(kind, stat, base)
-
-
-def _count(kind: str, stat: str, base: float) -> int:
-    fractions = FORM_FRACTIONS if kind == "form" else MESSAGE_FRACTIONS
-    if stat in ("recipients", "viewed_form"):
-        return int(base)
-    return math.floor(base * fractions.get(stat, 0.1))
+        return source.total(hi) - source.total(hi) // 7
+    figures = source.figures(micros(lo), micros(hi))
+    if kind == "form":
+        return report_stats.form_statistic(stat, figures)
+    return report_stats.message_statistic(stat, figures)
 
 
 # ---- metric aggregates ---------------------------------------------------------------------------

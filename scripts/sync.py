@@ -223,7 +223,10 @@ def print_top(database: Path) -> None:
         for name, row in zip(names, rows, strict=True):
             figures = "".join(f" {'-' if v is None else v:>10}" for v in row[2:])
             print(f"{name:<{width}}{row[1]!s:>12}{figures}")
-    print("(revenue: conversions credited by Klaviyo's attribution or the last touch; klaviyo: its values report)")
+    print(
+        "(revenue: all orders credited by Klaviyo's attribution or the last touch; klaviyo: its values report,"
+        " by send date over the last year: 0.0 sent before it, - not sent; README, docs/models.md)"
+    )
 
 
 def shown(path: Path) -> str:
