@@ -68,9 +68,19 @@ class KlaviyoConnection:
         )
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        self.use_environment_once()
         self.authenticator = authenticator_for(config, self.clock, logger, config_files)
         self.user_agent = str(config.get("user_agent") or f"{product}/{__version__}")
         self.revision = str(config.get("revision") or SPEC_REVISION)
+
+    def use_environment_once(self) -> None:
+        """The environment's proxy (HTTPS_PROXY, NO_PROXY, ...) and CA bundle (REQUESTS_CA_BUNDLE) for Klaviyo's
+        host, read now and kept: with `trust_env`, requests scans every environment variable on each request
+        (over a millisecond of CPU a request on a CI runner), and a `.netrc` would add Basic auth beside ours."""
+        found = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
+        self.session.proxies.update(found["proxies"])
+        self.session.verify = found["verify"]
+        self.session.trust_env = False
 
     @property
     def headers(self) -> dict[str, str]:

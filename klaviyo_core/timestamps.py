@@ -19,6 +19,11 @@ _ISO = re.compile(
     r"\s*(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?\s*"
 )
 
+#: The form Klaviyo writes (UTC, `+00:00`, at most microseconds): recognised without capturing its parts.
+_CANONICAL = re.compile(
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?\+00:00"
+)
+
 
 def parse_utc(value: Any) -> datetime | None:
     """An aware UTC datetime, or None when `value` is not a timestamp this parser can read."""
@@ -72,6 +77,8 @@ def normalize_timestamp(value: Any) -> str | None:
     Cheap when the value already is UTC (the common case): the text is kept as Klaviyo wrote it.
     """
     if isinstance(value, str):
+        if _CANONICAL.fullmatch(value) is not None:  # per record, several times: the cheap check first
+            return value if value[8:10] <= "28" or parse_utc(value) is not None else None
         match = _ISO.fullmatch(value)
         if match is None or (match.group(3) > "28" and parse_utc(value) is None):  # the 30th of February
             return None
