@@ -523,6 +523,7 @@ def emulator(size: str, latency_ms: float, jitter_ms: float, scale: float = 1.0)
     three future-dated events are dated when an account is built."""
     if size not in _ACCOUNTS:
         _ACCOUNTS[size] = AccountData(size, 1)
+        _ACCOUNTS[size].precompute()  # a lazy account's profile ids: served from memory, not worked out per page
     config = EmulatorConfig(
         size=size, rate_limit_scale=scale, latency_ms=latency_ms, latency_jitter_ms=jitter_ms, seed=1
     )

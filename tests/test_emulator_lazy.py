@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import tracemalloc
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -91,6 +92,30 @@ def test_events_from_their_pieces_are_the_generic_renderers(
     expected = [in_order(page) for page in walk_text(materialised, "/api/events", params)]
     assert [in_order(page) for page in walk_text(lazy, "/api/events", params)] == expected
     assert sum(len(page["data"]) for page in expected) > 0
+
+
+def test_a_precomputed_account_serves_the_same_bytes() -> None:
+    """The benchmark's accounts work out their profile ids and property tails before serving
+    (`AccountData.precompute`): every events and profiles page is the same text as one worked out per page (two
+    builds of one account at one time: its future-dated events are dated from it)."""
+    built_at = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+    per_page, precomputed = AccountData("lazy-small", 3, now=built_at), AccountData("lazy-small", 3, now=built_at)
+    precomputed.precompute()
+    assert per_page.events.known_profile_ids is not None and None in per_page.events.known_profile_ids
+    assert precomputed.events.known_profile_ids is not None and None not in precomputed.events.known_profile_ids
+    queries = (
+        ("/api/events", {"sort": "datetime", "page[size]": "200", "include": "metric"}),
+        ("/api/events", {"sort": "-datetime", "page[size]": "1000"}),
+        ("/api/profiles", PROFILE_QUERIES[0]),
+    )
+    with (
+        Emulator(EmulatorConfig(size="lazy-small", rate_limit_scale=0.0), account=per_page) as first,
+        Emulator(EmulatorConfig(size="lazy-small", rate_limit_scale=0.0), account=precomputed) as second,
+    ):
+        for path, params in queries:
+            expected = walk_text(first, path, params)
+            assert len(expected) > 1
+            assert walk_text(second, path, params) == expected
 
 
 def in_order(body: str) -> dict[str, Any]:
