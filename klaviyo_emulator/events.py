@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from .lazy import Sorted
-from .records import BASE62, DAY, SECOND, TIMELINE_END, TIMELINE_START, Rec, base62, fmt, micros, mix64, unbase62
+from .records import BASE62, SECOND, TIMELINE_END, TIMELINE_START, Rec, base62, fmt, micros, mix64, unbase62
 
 PATTERN_LEN = 200
 #: Conversions Klaviyo credits to a message (Placed Order, Fulfilled Order), and the kinds of events credited.
@@ -553,7 +553,7 @@ class EventStore:
         first, last = min(indices[0], indices[-1]), max(indices[0], indices[-1])
         clustered = any(start <= last and first < end for start, end in self.clusters)
         link = f"{base}/api/events/"
-        high, high_text, minute_of, minute_text, day_of, day_text = -1, "", -1, "", -1, ""
+        high, high_text, minute_of, minute_text = -1, "", -1, ""
         out = []
         for idx in indices:
             if idx >= n or clustered or attributions:
@@ -569,12 +569,8 @@ class EventStore:
             h1 ^= h1 >> 31
             seconds = (t0 + ((2 * idx + (h & 1)) * span) // n2) // SECOND
             minute, second = divmod(seconds, 60)
-            if minute != minute_of:  # dense events share a minute; sparse ones at least a day
-                day, minute_of_day = divmod(minute, 1440)
-                if day != day_of:
-                    day_of, day_text = day, fmt(day * DAY)[:11]
-                minute_of = minute
-                minute_text = f"{day_text}{minute_of_day // 60:02d}:{minute_of_day % 60:02d}:"
+            if minute != minute_of:
+                minute_of, minute_text = minute, fmt(minute * 60 * SECOND)[:17]
             micros = (h >> 16) % SECOND if (h >> 8) % 5 == 0 else 0
             stamp = f"{minute_text}{second:02d}.{micros:06d}+00:00" if micros else f"{minute_text}{second:02d}+00:00"
             metric = pattern[idx % PATTERN_LEN]
@@ -592,8 +588,7 @@ class EventStore:
             if top != high:
                 high, high_text = top, "4" + base62(top, _ID_WIDTH - 5)
             eid = high_text + _PAIRS62[low // 3844] + _PAIRS62[low % 3844]
-            u_high = (h1 & ~0xF000) | 0x1000
-            u_low = (h * 0x9E3779B97F4A7C15 & 0x3FFFFFFFFFFFFFFF) | 1 << 63
+            uuid = f"{(h1 & ~0xF000) | 0x1000:016x}{(h * 0x9E3779B97F4A7C15 & 0x3FFFFFFFFFFFFFFF) | 1 << 63:016x}"
             ref = link + eid
             position = (pa * idx + pb) % nprof
             profile = known[position] if known is not None else None
@@ -601,9 +596,8 @@ class EventStore:
                 profile = profile_at(position)
             out.append(
                 f'{{"type":"event","id":"{eid}","attributes":{{"timestamp":{seconds},"event_properties":{props}'
-                f'{tail},"datetime":"{stamp}","uuid":"{u_high >> 32:08x}-{u_high >> 16 & 0xFFFF:04x}-'
-                f'{u_high & 0xFFFF:04x}-{u_low >> 48:04x}-{u_low & 0xFFFFFFFFFFFF:012x}"}},'
-                f'"relationships":{{"profile":{{"data":{{"type":"profile","id":"{profile}"}},"links":{{"self":"{ref}/relationships/profile/",'
+                f'{tail},"datetime":"{stamp}","uuid":"{uuid[:8]}-{uuid[8:12]}-{uuid[12:16]}-'
+                f'{uuid[16:20]}-{uuid[20:]}"}},"relationships":{{"profile":{{"data":{{"type":"profile","id":"{profile}"}},"links":{{"self":"{ref}/relationships/profile/",'
                 f'"related":"{ref}/profile/"}}}},"metric":{{"data":{{"type":"metric","id":"{metric_ids[metric]}"}},'
                 f'"links":{{"self":"{ref}/relationships/metric/","related":"{ref}/metric/"}}}},"attributions":{{'
                 f'"links":{{"self":"{ref}/relationships/attributions/","related":"{ref}/attributions/"}}}}}},'
