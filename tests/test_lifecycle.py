@@ -7,6 +7,8 @@ import gc
 import io
 import json
 import logging
+import subprocess
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -89,33 +91,43 @@ def test_progress_says_how_far_through_the_range_a_windowed_read_is() -> None:
     assert f"{round(share * 100)}% of {start:%Y-%m-%d %H:%M}..{stop:%Y-%m-%d %H:%M}" in out.getvalue()
 
 
-def test_a_failure_outside_the_fetch_still_ends_the_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-) -> None:
-    """The sync command owns its run: a failure where no fetch is (the main thread's `post_process`, after
-    the records generator handed a record over) still gets the summary, and gc's settings back."""
-    from tap_klaviyo.reading.stream import KlaviyoStream
+#: The sync command with a bug injected where no fetch is: the main thread's `post_process` of profiles.
+FAILING_POST_PROCESS = """
+import gc, sys
+from tap_klaviyo.reading.stream import KlaviyoStream
+from tap_klaviyo.tap import TapKlaviyo
+process = KlaviyoStream.post_process
+def failing(self, row, context=None):
+    if self.name == "profile":
+        raise RuntimeError("a bug after the fetch")
+    return process(self, row, context)
+KlaviyoStream.post_process = failing
+before = gc.get_threshold()
+try:
+    TapKlaviyo.cli.main(sys.argv[1:], standalone_mode=False)
+except RuntimeError as exc:
+    print(f"failed: {exc}; gc settings given back: {gc.get_threshold() == before}", file=sys.stderr)
+"""
 
-    process = KlaviyoStream.post_process
 
-    def failing(self: KlaviyoStream, row: dict[str, Any], context: Any = None) -> dict[str, Any] | None:
-        if self.name == "profile":
-            raise RuntimeError("a bug after the fetch")
-        return process(self, row, context)
-
-    monkeypatch.setattr(KlaviyoStream, "post_process", failing)
-    before = gc.get_threshold()
+def test_a_failure_outside_the_fetch_still_ends_the_run(tmp_path: Path) -> None:
+    """The sync command owns its run: a failure where no fetch is (after the records generator handed a record
+    over) still gets the summary, and gc's settings back. In a process of its own: the command sets up
+    logging for the process it runs in."""
     with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0)) as emu:
         config = config_for(emu)
         (tmp_path / "config.json").write_text(json.dumps(config))
         (tmp_path / "catalog.json").write_text(json.dumps(select_only(config, {"metric", "profile"})))
-        with pytest.raises(RuntimeError, match="a bug after the fetch"):
-            TapKlaviyo.cli.main(
-                ["--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")],
-                standalone_mode=False,
-            )
-    stderr = capfd.readouterr().err
+        args = ["--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")]
+        proc = subprocess.run(
+            [sys.executable, "-c", FAILING_POST_PROCESS, *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    stderr = proc.stderr
+    assert "failed: a bug after the fetch; gc settings given back: True" in stderr, stderr[-3000:]
     assert "summary:" in stderr, stderr[-2000:]
     summary = stderr[stderr.index("summary:") :]
     assert "metric" in summary
-    assert gc.get_threshold() == before
