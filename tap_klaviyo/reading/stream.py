@@ -23,6 +23,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseAPIPaginator
 from singer_sdk.schema.source import SchemaDirectory
+from singer_sdk.singerlib import SelectionMask
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
@@ -42,7 +43,7 @@ from tap_klaviyo.reading.query import WINDOW_START, QueryMixin, spec_template
 from tap_klaviyo.reading.records import RecordShape
 from tap_klaviyo.reading.retrying import RetryHooks
 from tap_klaviyo.reading.run import KlaviyoRun
-from tap_klaviyo.reading.selection import MemoSelection
+from tap_klaviyo.reading.selection import SelectionMemo
 from tap_klaviyo.reading.shape_notes import ShapeNotes
 from tap_klaviyo.reading.tolerance import ErrorTolerance
 
@@ -51,7 +52,7 @@ SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
 SCHEMAS = SchemaDirectory(SCHEMAS_DIR)
 
 
-class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelection, BatchFiles, RESTStream[Any]):
+class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, BatchFiles, RESTStream[Any]):
     """A Klaviyo collection, described declaratively; the SDK and the modules beside this one do the rest."""
 
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
@@ -85,6 +86,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
     def __init__(self, tap: Any, **kwargs: Any) -> None:
         self.template = spec_template(self.path)
         self.endpoint = spec.endpoint(self.template, self.method)
+        self.selection = SelectionMemo()
         if "schema" not in kwargs:
             kwargs["schema"] = copy.deepcopy(self.schema_source())
         super().__init__(tap, http_method=self.method.upper(), **kwargs)
@@ -157,6 +159,12 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
     @override
     def authenticator(self) -> Any:
         return self.run.connection.authenticator
+
+    @property
+    @override
+    def mask(self) -> SelectionMask:
+        """The SDK's selection mask, remembering its answers (asked for every key of every record)."""
+        return self.selection.over(super().mask)
 
     @override
     def get_new_paginator(self) -> BaseAPIPaginator[Any]:
