@@ -16,6 +16,7 @@ from tap_klaviyo.reading.concurrency import Budget
 from tap_klaviyo.reading.pagination import ApiPage
 from tap_klaviyo.reading.progress import RunStats
 from tap_klaviyo.reading.spool import Spool
+from tap_klaviyo.reading.tolerance import Tolerance
 
 
 class RunResources(Protocol):
@@ -78,6 +79,9 @@ class PageSource(Protocol):
     def stats(self) -> RunStats: ...
 
     @property
+    def tolerance(self) -> Tolerance: ...
+
+    @property
     def run(self) -> RunResources: ...
 
     @property
@@ -106,7 +110,5 @@ class PageSource(Protocol):
     def with_bounds(self, context: Mapping[str, Any] | None) -> dict[str, Any]: ...
 
     def wants(self, context: Mapping[str, Any]) -> bool: ...
-
-    def tolerates(self, exc: BaseException) -> bool: ...
 
     def get_child_context(self, record: dict[str, Any], context: Any) -> Any: ...

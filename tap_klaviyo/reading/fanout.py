@@ -106,7 +106,7 @@ class Fanout:
             for page in self.read_pages(context):
                 yield Chunk(page) if isinstance(page, list) else page
         except Exception as exc:
-            if not self.stream.tolerates(exc):
+            if not self.stream.tolerance.tolerates(exc):
                 self.stream.run.abort(exc)
             raise
 

@@ -52,9 +52,11 @@ class FullReads(_Stream):
     full_read_decided: bool | None = None
 
     if TYPE_CHECKING:  # KlaviyoStream's
-        denied: bool
         run: Any
         klaviyo_tap: Any
+
+        @property
+        def denied(self) -> bool: ...
 
     # -- the decision ------------------------------------------------------------------------------------
 

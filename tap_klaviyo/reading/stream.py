@@ -45,14 +45,14 @@ from tap_klaviyo.reading.retrying import RetryHooks
 from tap_klaviyo.reading.run import KlaviyoRun
 from tap_klaviyo.reading.selection import SelectionMemo
 from tap_klaviyo.reading.shape_notes import ShapeNotes
-from tap_klaviyo.reading.tolerance import ErrorTolerance
+from tap_klaviyo.reading.tolerance import Tolerance
 
 SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
 #: The generated schemas (scripts/generate_schemas.py), read and cached by the SDK's own schema source.
 SCHEMAS = SchemaDirectory(SCHEMAS_DIR)
 
 
-class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, BatchFiles, RESTStream[Any]):
+class KlaviyoStream(FullReads, QueryMixin, RetryHooks, BatchFiles, RESTStream[Any]):
     """A Klaviyo collection, described declaratively; the SDK and the modules beside this one do the rest."""
 
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
@@ -77,6 +77,10 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, BatchFile
     #: Records come inside the parent's response (`included`), or are derived from the parent's records.
     arrives_with_parent: ClassVar[bool] = False
     derived_from_parent: ClassVar[bool] = False
+    #: A deleted parent between listing and reading: skip its children with a warning.
+    skip_not_found: ClassVar[bool] = False
+    #: A spent rate-limit budget (daily cap) ends this stream with a warning; the run goes on.
+    stop_when_exhausted: ClassVar[bool] = False
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: Records re-read behind the bookmark (lookback, a strict filter's second) are expected, not an error;
@@ -93,7 +97,14 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, BatchFile
         self.run: KlaviyoRun = tap.run
         self.klaviyo_tap = tap  # the SDK keeps its own reference private
         self.stats = RunStats()
-        self.denied = False
+        self.tolerance = Tolerance(
+            self.name,
+            self.logger,
+            self.run,
+            skip_without_scope=bool(self.config.get("skip_streams_without_scope")),
+            skip_not_found=self.skip_not_found,
+            stop_when_exhausted=self.stop_when_exhausted,
+        )
         self.fanout = Fanout(self)
         resource = self.resource_of(self.schema_path or self.path)
         props = self.schema.get("properties", {})
@@ -232,6 +243,11 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, BatchFile
     # -- records -----------------------------------------------------------------------------------
 
     @property
+    def denied(self) -> bool:
+        """The stream stopped with a warning (no scope, a spent budget): nothing more is fetched for it."""
+        return self.tolerance.denied
+
+    @property
     def concurrency(self) -> int:
         return int(self.config.get("max_concurrency") or 8)
 
@@ -246,7 +262,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, BatchFile
             return
         self.run.begin()
         position = self.replication_key if self.windowed else None
-        with self.tolerated_errors(context):
+        with self.tolerance.tolerated_errors(context):
             self.run.stopwatch.begin(self.stats)
             self.run.bookmarks.partition_started(self, context)
             yield from self.stats.counted(self.fanout.records(context), selected=self.selected, position_key=position)

@@ -175,7 +175,7 @@ class ReportStream(KlaviyoStream):
     def request_pages(self, context: Mapping[str, Any] | None) -> Generator[ApiPage, None, None]:
         if self.denied:
             return
-        with self.tolerated_errors(context):
+        with self.tolerance.tolerated_errors(context):
             if self.needs_conversion_metric and not self.conversion_metric_id:
                 self.logger.warning(
                     "%s skipped: the account has no %r metric; set report_conversion_metric_id",
