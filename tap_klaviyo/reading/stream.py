@@ -20,7 +20,7 @@ import msgspec
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.helpers.types import Context
+from singer_sdk.helpers.types import Context, RequestFunc
 from singer_sdk.pagination import BaseAPIPaginator
 from singer_sdk.schema.source import SchemaDirectory
 from singer_sdk.singerlib import SelectionMask
@@ -41,7 +41,7 @@ from tap_klaviyo.reading.pagination import ApiPage, JsonApiPaginator
 from tap_klaviyo.reading.progress import RunStats
 from tap_klaviyo.reading.query import WINDOW_START, QueryMixin, spec_template
 from tap_klaviyo.reading.records import RecordShape
-from tap_klaviyo.reading.retrying import RetryHooks
+from tap_klaviyo.reading.retrying import Retries
 from tap_klaviyo.reading.run import KlaviyoRun
 from tap_klaviyo.reading.selection import SelectionMemo
 from tap_klaviyo.reading.shape_notes import ShapeNotes
@@ -52,7 +52,7 @@ SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
 SCHEMAS = SchemaDirectory(SCHEMAS_DIR)
 
 
-class KlaviyoStream(FullReads, QueryMixin, RetryHooks, BatchFiles, RESTStream[Any]):
+class KlaviyoStream(FullReads, QueryMixin, BatchFiles, RESTStream[Any]):
     """A Klaviyo collection, described declaratively; the SDK and the modules beside this one do the rest."""
 
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
@@ -97,6 +97,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, BatchFiles, RESTStream[An
         self.run: KlaviyoRun = tap.run
         self.klaviyo_tap = tap  # the SDK keeps its own reference private
         self.stats = RunStats()
+        self.retries = Retries(self.name, self.http_method, self.template, self.run, self.stats, self.logger)
         self.tolerance = Tolerance(
             self.name,
             self.logger,
@@ -176,6 +177,10 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, BatchFiles, RESTStream[An
     def mask(self) -> SelectionMask:
         """The SDK's selection mask, remembering its answers (asked for every key of every record)."""
         return self.selection.over(super().mask)
+
+    @override
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        return self.retries.decorate(func)
 
     @override
     def get_new_paginator(self) -> BaseAPIPaginator[Any]:
