@@ -15,6 +15,7 @@ from klaviyo_core.spec import Endpoint
 from tap_klaviyo.reading.concurrency import Budget
 from tap_klaviyo.reading.pagination import ApiPage
 from tap_klaviyo.reading.progress import RunStats
+from tap_klaviyo.reading.query import Query
 from tap_klaviyo.reading.spool import Spool
 from tap_klaviyo.reading.tolerance import Tolerance
 
@@ -82,6 +83,9 @@ class PageSource(Protocol):
     def tolerance(self) -> Tolerance: ...
 
     @property
+    def query(self) -> Query: ...
+
+    @property
     def run(self) -> RunResources: ...
 
     @property
@@ -106,8 +110,6 @@ class PageSource(Protocol):
     def partitions(self) -> list[dict[str, Any]] | None: ...
 
     def request_pages(self, context: Any) -> Generator[ApiPage, None, None]: ...
-
-    def with_bounds(self, context: Mapping[str, Any] | None) -> dict[str, Any]: ...
 
     def wants(self, context: Mapping[str, Any]) -> bool: ...
 

@@ -97,7 +97,7 @@ class Fanout:
             key = context_key(frozen)
             if (frozen is not None and not stream.wants(frozen)) or self.prefetch.announced(key):
                 continue
-            job_context = stream.with_bounds(frozen) if stream.replication_key else frozen
+            job_context = stream.query.with_bounds(frozen) if stream.replication_key else frozen
             self.prefetch.announce(key, partial(self.fetch_ahead, job_context))
 
     def fetch_ahead(self, context: dict[str, Any] | None) -> Iterator[Page]:

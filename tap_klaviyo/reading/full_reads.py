@@ -14,7 +14,6 @@ full on every run (no replication key) always qualify; events and reports never 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,7 +23,7 @@ from typing_extensions import override
 
 from klaviyo_core.timestamps import parse_utc
 from tap_klaviyo.reading.output import SingerOutput
-from tap_klaviyo.reading.settings import FULL_READ_DEFAULTS, parse_date_setting
+from tap_klaviyo.reading.settings import FULL_READ_DEFAULTS
 
 if TYPE_CHECKING:
     from singer_sdk import Stream
@@ -145,12 +144,6 @@ class FullReads(_Stream):
         """emit_activate_version_messages, unless records go to batch files, which carry no table version: a
         loader would take every row of such a file for an old version and delete it."""
         return bool(super().emit_activate_version_messages) and not self.config.get("batch_config")
-
-    def start_bound(self, context: Mapping[str, Any] | None) -> datetime | None:
-        """A full read starts where a first run would: start_date, or the beginning."""
-        if not self.full_read_forced:
-            return super().start_bound(context)  # type: ignore[misc]
-        return parse_date_setting(self.config, "start_date")
 
     def full_read_record(self, record: dict[str, Any] | None, context: Context | None) -> None:
         """Main thread, once per emitted record: advance the bookmark the SDK does not advance on FULL_TABLE."""

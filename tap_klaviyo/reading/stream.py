@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Generator, Iterable, Mapping
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -39,11 +40,12 @@ from tap_klaviyo.reading.fanout import Fanout
 from tap_klaviyo.reading.full_reads import FullReads
 from tap_klaviyo.reading.pagination import ApiPage, JsonApiPaginator
 from tap_klaviyo.reading.progress import RunStats
-from tap_klaviyo.reading.query import WINDOW_START, QueryMixin, spec_template
+from tap_klaviyo.reading.query import WINDOW_START, Query, spec_template
 from tap_klaviyo.reading.records import RecordShape
 from tap_klaviyo.reading.retrying import Retries
 from tap_klaviyo.reading.run import KlaviyoRun
 from tap_klaviyo.reading.selection import SelectionMemo
+from tap_klaviyo.reading.settings import parse_date_setting
 from tap_klaviyo.reading.shape_notes import ShapeNotes
 from tap_klaviyo.reading.tolerance import Tolerance
 
@@ -52,7 +54,7 @@ SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
 SCHEMAS = SchemaDirectory(SCHEMAS_DIR)
 
 
-class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
+class KlaviyoStream(FullReads, RESTStream[Any]):
     """A Klaviyo collection, described declaratively; the SDK and the modules beside this one do the rest."""
 
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
@@ -77,6 +79,12 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
     #: Records come inside the parent's response (`included`), or are derived from the parent's records.
     arrives_with_parent: ClassVar[bool] = False
     derived_from_parent: ClassVar[bool] = False
+    #: Sort value sent to Klaviyo; by default the replication key when the endpoint can sort on it.
+    sort_by: ClassVar[str | None] = None
+    #: Server-side field the bookmark filters on (defaults to the replication key).
+    filter_field: ClassVar[str | None] = None
+    includes: ClassVar[tuple[str, ...]] = ()
+    additional_fields: ClassVar[dict[str, str]] = {}
     #: A deleted parent between listing and reading: skip its children with a warning.
     skip_not_found: ClassVar[bool] = False
     #: A spent rate-limit budget (daily cap) ends this stream with a warning; the run goes on.
@@ -97,6 +105,7 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
         self.run: KlaviyoRun = tap.run
         self.klaviyo_tap = tap  # the SDK keeps its own reference private
         self.stats = RunStats()
+        self.query = Query(self, self.endpoint, self.template, self.method, self.run.end_date)
         self.retries = Retries(self.name, self.http_method, self.template, self.run, self.stats, self.logger)
         self.tolerance = Tolerance(
             self.name,
@@ -191,6 +200,36 @@ class KlaviyoStream(FullReads, QueryMixin, RESTStream[Any]):
         if next_page_token is not None:
             return {}  # links.next carries the whole query
         return self.first_page_params(context)
+
+    # -- the query: hooks a stream overrides, over `query.Query` --------------------------------------
+
+    def first_page_params(self, context: Mapping[str, Any] | None) -> dict[str, str]:
+        """Maximum page size, filters, sort, includes, sparse fields."""
+        return self.query.first_page_params(context)
+
+    def static_filters(self, context: Mapping[str, Any] | None) -> list[str]:
+        """Filters that define the stream or partition itself (channel, archived, ...)."""
+        return []
+
+    def lookback(self, context: Mapping[str, Any] | None) -> timedelta:
+        """How far behind the bookmark a read starts (late arrivals)."""
+        return timedelta(0)
+
+    def start_bound(self, context: Mapping[str, Any] | None) -> datetime | None:
+        """Where this run reads from: the bookmark (or start_date) less the lookback; a full read starts
+        where a first run would."""
+        if self.full_read_forced:
+            return parse_date_setting(self.config, "start_date")
+        return self.query.start_bound(context)
+
+    def sparse_fields(self) -> dict[str, str]:
+        """`fields[<type>]=` for the attributes the catalog selects."""
+        return self.query.sparse_fields()
+
+    @property
+    @override
+    def is_sorted(self) -> bool:
+        return self.query.is_sorted
 
     @override
     def get_http_request(self, *, page: PageContext) -> HTTPRequest:
