@@ -54,7 +54,7 @@ SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
 SCHEMAS = SchemaDirectory(SCHEMAS_DIR)
 
 
-class KlaviyoStream(FullReads, RESTStream[Any]):
+class KlaviyoStream(RESTStream[Any]):
     """A Klaviyo collection, described declaratively; the SDK and the modules beside this one do the rest."""
 
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
@@ -85,6 +85,8 @@ class KlaviyoStream(FullReads, RESTStream[Any]):
     filter_field: ClassVar[str | None] = None
     includes: ClassVar[tuple[str, ...]] = ()
     additional_fields: ClassVar[dict[str, str]] = {}
+    #: Setting naming the days between full reads (`full_reads`); None: the stream never loses rows.
+    full_read_setting: ClassVar[str | None] = "full_read_days"
     #: A deleted parent between listing and reading: skip its children with a warning.
     skip_not_found: ClassVar[bool] = False
     #: A spent rate-limit budget (daily cap) ends this stream with a warning; the run goes on.
@@ -105,6 +107,7 @@ class KlaviyoStream(FullReads, RESTStream[Any]):
         self.run: KlaviyoRun = tap.run
         self.klaviyo_tap = tap  # the SDK keeps its own reference private
         self.stats = RunStats()
+        self.full_reads = FullReads(self, self.run, tap, activate_version=super().emit_activate_version_messages)
         self.query = Query(self, self.endpoint, self.template, self.method, self.run.end_date)
         self.retries = Retries(self.name, self.http_method, self.template, self.run, self.stats, self.logger)
         self.tolerance = Tolerance(
@@ -218,7 +221,7 @@ class KlaviyoStream(FullReads, RESTStream[Any]):
     def start_bound(self, context: Mapping[str, Any] | None) -> datetime | None:
         """Where this run reads from: the bookmark (or start_date) less the lookback; a full read starts
         where a first run would."""
-        if self.full_read_forced:
+        if self.full_reads.forced:
             return parse_date_setting(self.config, "start_date")
         return self.query.start_bound(context)
 
@@ -337,8 +340,7 @@ class KlaviyoStream(FullReads, RESTStream[Any]):
             self.notes.without_key += 1
         if self.derives:
             self.fanout.derive(record)
-        if self.full_read_forced:
-            self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
+        self.full_reads.record(record, context)  # deletions: bookmarks advance on a full read too
         return record
 
     @override
@@ -379,10 +381,25 @@ class KlaviyoStream(FullReads, RESTStream[Any]):
         end = self.run.end_date_iso
         return (self.replication_key, end) if end and self.replication_key else None
 
+    @property
+    @override
+    def replication_method(self) -> str:
+        """FULL_TABLE on a full read (`full_reads`), else what the catalog says."""
+        return self.full_reads.replication_method
+
+    def declared_replication_method(self) -> str:
+        """What the catalog and the class say, before a full read changes it."""
+        return str(super().replication_method)
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        return self.full_reads.activate_version
+
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> Any:
         """Bookmarks never pass the time the run started (future-dated records notwithstanding)."""
-        self.full_read_begins()  # deletions: the SDK asks this first thing in sync()
+        self.full_reads.begins()  # deletions: the SDK asks this first thing in sync()
         return self.run.started if self.replication_key else None
 
     @override
@@ -390,7 +407,7 @@ class KlaviyoStream(FullReads, RESTStream[Any]):
         if state is None:
             self.notes.report(self.replication_key, self.primary_keys)
         if state is None:
-            self.full_read_finished()  # deletions: a complete read releases its ACTIVATE_VERSION
+            self.full_reads.finished()  # deletions: a complete read releases its ACTIVATE_VERSION
         super().finalize_state_progress_markers(state)
         if state is None and self.parent_stream_type is None:
             self.fanout.close()  # the SDK calls this once a top-level stream (and its children) is synced

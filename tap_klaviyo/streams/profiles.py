@@ -149,7 +149,7 @@ class ExclusionStream(KlaviyoStream):
 
     @override
     def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-        self.full_read_record(row, context)
+        self.full_reads.record(row, context)
         return self.shape.complete(row)
 
     @classmethod
