@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
-import msgspec
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -29,14 +28,12 @@ from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
 from klaviyo_core import spec
-from klaviyo_core.documents import check_json, decode, resources
-from klaviyo_core.errors import (
-    MalformedBody,
-    raise_for_status,
-)
+from klaviyo_core.documents import decode, resources
+from klaviyo_core.errors import check_response
 from tap_klaviyo.reading.batch_files import fast_jsonl
 from tap_klaviyo.reading.drift import DriftCheck
 from tap_klaviyo.reading.fanout import Fanout
+from tap_klaviyo.reading.finishing import Finishing
 from tap_klaviyo.reading.full_reads import FullReads
 from tap_klaviyo.reading.pagination import ApiPage, JsonApiPaginator
 from tap_klaviyo.reading.progress import RunStats
@@ -123,12 +120,9 @@ class KlaviyoStream(RESTStream[Any]):
         props = self.schema.get("properties", {})
         self.notes = ShapeNotes(self.name, self.logger)  # records Klaviyo sent incomplete, counted
         self.drift = DriftCheck(self.name, self.logger, props)  # fields in no schema: named once per stream
-        self.shape = RecordShape(
-            self.id_column,
-            [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)],
-            [k for k, v in props.items() if v.get("format") == "date-time"],
-            columns=props,
-            on_unreadable=self.notes.unreadable_timestamp,
+        self.shape = RecordShape.of_resource(self.id_column, resource, props, self.notes.unreadable_timestamp)
+        self.finishing = Finishing(
+            self, self.shape, self.drift, self.notes, self.stats, self.full_reads, self.run.end_date_iso
         )
 
     @classmethod
@@ -246,19 +240,8 @@ class KlaviyoStream(RESTStream[Any]):
     def validate_response(self, response: requests.Response) -> None:
         """Statuses to errors, each one readable line; a 2xx body that is not JSON (truncated) is retried."""
         self.stats.add(requests_=1)
-        status = response.status_code
-        if status < 300:
-            try:
-                check_json(response.content)
-            except msgspec.DecodeError:
-                raise MalformedBody(f"HTTP {status} with a body that is not valid JSON", response) from None
-            return
-        raise_for_status(
-            response,
-            stream=self.name,
-            secrets=self.run.secrets,
-            refreshable=self.run.connection.refreshable,
-        )
+        secrets, refreshable = self.run.secrets, self.run.connection.refreshable
+        check_response(response, stream=self.name, secrets=secrets, refreshable=refreshable)
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[Any]:
@@ -317,31 +300,8 @@ class KlaviyoStream(RESTStream[Any]):
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any] | None:
-        """Main thread, once per record: parent ids, kept columns, end_date, derived child rows."""
-        record = row
-        if context:
-            for column in self.context_columns:
-                record[column] = context.get(column)
-        if self.keep_columns is not None:
-            record = {k: record.get(k) for k in self.keep_columns}
-        for key in self.primary_keys:
-            if record.get(key) is None:
-                self.notes.unkeyed += 1
-                self.stats.records -= 1 if self.selected else 0
-                return None
-        cut = self.end_cut
-        if cut is not None and (record.get(cut[0]) or "") >= cut[1]:
-            self.stats.records -= 1 if self.selected else 0
-            return None
-        self.drift.check(record)
-        self.shape.complete(record)
-        bookmark = self.bookmark_column
-        if bookmark and record.get(bookmark) is None:
-            self.notes.without_key += 1
-        if self.derives:
-            self.fanout.derive(record)
-        self.full_reads.record(record, context)  # deletions: bookmarks advance on a full read too
-        return record
+        """Main thread, once per record: parent ids, kept columns, end_date, derived rows (`finishing`)."""
+        return self.finishing(row, context)
 
     @override
     def get_batches(self, batch_config: Any, context: Context | None = None) -> Iterable[tuple[Any, list[str]]]:
@@ -352,11 +312,6 @@ class KlaviyoStream(RESTStream[Any]):
             return
         for _written, manifest in super().get_batches(fast, context):
             yield batch_config.encoding, manifest
-
-    @cached_property
-    def bookmark_column(self) -> str | None:
-        """The replication key (asked once per record: the SDK's property is not a plain attribute)."""
-        return self.replication_key
 
     @override
     def generate_child_contexts(self, record: dict[str, Any], context: Context | None) -> Iterable[Context | None]:
@@ -369,17 +324,6 @@ class KlaviyoStream(RESTStream[Any]):
     def syncs_children(self) -> bool:
         """A child stream is selected (asked once the sync runs: the catalog is applied by then)."""
         return any(child.selected or child.has_selected_descendents for child in self.child_streams)
-
-    @cached_property
-    def derives(self) -> bool:
-        """A selected child takes rows out of this stream's records (asked once the sync runs)."""
-        return bool(self.fanout.derived_children)
-
-    @cached_property
-    def end_cut(self) -> tuple[str, str] | None:
-        """(replication key, end_date) when records at or after end_date are dropped."""
-        end = self.run.end_date_iso
-        return (self.replication_key, end) if end and self.replication_key else None
 
     @property
     @override
