@@ -3,8 +3,11 @@
 The SDK does the request loop, pagination (`JsonApiPaginator`), retries (`request_decorator` on backoff, with
 the waits of `retry.RetryPolicy`), auth, state and metrics. This class says what is Klaviyo's: the first page's
 query (largest page, filters, sort, includes, sparse fields), which statuses mean what, and the record shape.
-Concurrency (windows, partitions and children fetched ahead) lives in `fanout` and `windows`; it runs this
-same request path on worker threads.
+It has no mixins: each SDK hook is a short delegation to a collaborator it creates in `__init__`, each in its
+own module with state of its own: `query` (Query), `full_reads` (FullReads), `retries` (Retries), `tolerance`
+(Tolerance), `selection` (SelectionMemo), `finishing` (Finishing, post_process's work) and `fanout` (Fanout:
+windows, partitions and children fetched ahead on worker threads, through this same request path).
+Subclasses declare (class attributes) and override the few hooks named here (static_filters, lookback, ...).
 """
 
 from __future__ import annotations
