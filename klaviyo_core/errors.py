@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 from klaviyo_core import spec
+from klaviyo_core.documents import check_json
 
 _SECRETISH = re.compile(r"(Klaviyo-API-Key|Bearer|Basic)\s+\S+", re.IGNORECASE)
 
@@ -96,6 +98,18 @@ class Unauthorized(RetriableAPIError):
 
 class MalformedBody(RetriableAPIError):
     """A 2xx whose body is not JSON: a truncated transfer, worth another try."""
+
+
+def check_response(response: Any, *, stream: str, secrets: tuple[str, ...], refreshable: bool) -> None:
+    """A 2xx whose body is not JSON (truncated) is retried; any other status is the error it means."""
+    status = response.status_code
+    if status < 300:
+        try:
+            check_json(response.content)
+        except msgspec.DecodeError:
+            raise MalformedBody(f"HTTP {status} with a body that is not valid JSON", response) from None
+        return
+    raise_for_status(response, stream=stream, secrets=secrets, refreshable=refreshable)
 
 
 def raise_for_status(response: Any, *, stream: str, secrets: tuple[str, ...], refreshable: bool) -> None:

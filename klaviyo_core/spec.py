@@ -46,7 +46,6 @@ class Endpoint:
     additional_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     sparse_fields: dict[str, frozenset[str]] = field(default_factory=dict)
     params: frozenset[str] = frozenset()
-    required_params: frozenset[str] = frozenset()
     cursor: bool = False
 
     @property
@@ -171,7 +170,6 @@ def endpoint(path: str, method: str = "get") -> Endpoint:
         additional_fields={n: _enum(p) for n, p in by_name.items() if n.startswith("additional-fields[")},
         sparse_fields={n: _enum(p) for n, p in by_name.items() if n.startswith("fields[")},
         params=frozenset(by_name),
-        required_params=frozenset(n for n, p in by_name.items() if p.get("required")),
         cursor="page[cursor]" in by_name,
     )
 

@@ -99,7 +99,7 @@ class TapKlaviyo(Tap):
         self.run.own()
         return self
 
-    def __exit__(self, exc_type: object, failure: BaseException | None, traceback: object) -> None:
+    def __exit__(self, _exc_type: object, failure: BaseException | None, _traceback: object) -> None:
         self.run.end(failure)
 
     @classmethod

@@ -15,7 +15,9 @@ from klaviyo_core.spec import Endpoint
 from tap_klaviyo.reading.concurrency import Budget
 from tap_klaviyo.reading.pagination import ApiPage
 from tap_klaviyo.reading.progress import RunStats
+from tap_klaviyo.reading.query import Query
 from tap_klaviyo.reading.spool import Spool
+from tap_klaviyo.reading.tolerance import Tolerance
 
 
 class RunResources(Protocol):
@@ -78,6 +80,12 @@ class PageSource(Protocol):
     def stats(self) -> RunStats: ...
 
     @property
+    def tolerance(self) -> Tolerance: ...
+
+    @property
+    def query(self) -> Query: ...
+
+    @property
     def run(self) -> RunResources: ...
 
     @property
@@ -103,10 +111,6 @@ class PageSource(Protocol):
 
     def request_pages(self, context: Any) -> Generator[ApiPage, None, None]: ...
 
-    def with_bounds(self, context: Mapping[str, Any] | None) -> dict[str, Any]: ...
-
     def wants(self, context: Mapping[str, Any]) -> bool: ...
-
-    def tolerates(self, exc: BaseException) -> bool: ...
 
     def get_child_context(self, record: dict[str, Any], context: Any) -> Any: ...

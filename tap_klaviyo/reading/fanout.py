@@ -97,7 +97,7 @@ class Fanout:
             key = context_key(frozen)
             if (frozen is not None and not stream.wants(frozen)) or self.prefetch.announced(key):
                 continue
-            job_context = stream.with_bounds(frozen) if stream.replication_key else frozen
+            job_context = stream.query.with_bounds(frozen) if stream.replication_key else frozen
             self.prefetch.announce(key, partial(self.fetch_ahead, job_context))
 
     def fetch_ahead(self, context: dict[str, Any] | None) -> Iterator[Page]:
@@ -106,7 +106,7 @@ class Fanout:
             for page in self.read_pages(context):
                 yield Chunk(page) if isinstance(page, list) else page
         except Exception as exc:
-            if not self.stream.tolerates(exc):
+            if not self.stream.tolerance.tolerates(exc):
                 self.stream.run.abort(exc)
             raise
 

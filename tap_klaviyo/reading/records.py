@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from klaviyo_core import spec
 from klaviyo_core.documents import LeanResource, linked_id
 from klaviyo_core.timestamps import normalize_timestamp
 
@@ -33,6 +34,19 @@ class RecordShape:
         self.timestamps = list(timestamps)
         self.columns = frozenset(columns)
         self.on_unreadable = on_unreadable
+
+    @classmethod
+    def of_resource(
+        cls,
+        id_column: str,
+        resource: dict[str, Any],
+        columns: dict[str, Any],
+        on_unreadable: Callable[[str, Any], None],
+    ) -> RecordShape:
+        """The shape of records made of this spec resource, with these schema properties."""
+        to_one = [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)]
+        timestamps = [k for k, v in columns.items() if v.get("format") == "date-time"]
+        return cls(id_column, to_one, timestamps, columns=columns, on_unreadable=on_unreadable)
 
     def __call__(self, resource: Any) -> dict[str, Any]:
         """Mutates the freshly parsed attributes instead of copying them."""

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from singer_sdk import RESTStream
 from singer_sdk.singerlib import SelectionMask
 from typing_extensions import override
 
 
-class MemoSelection(RESTStream[Any]):
-    """KlaviyoStream's `mask`."""
+class SelectionMemo:
+    """One stream's memo over the SDK's mask: the SDK looks every key of every record up in it, and a key inside
+    a free-form object (event_properties, a profile's properties) is not listed, so each look-up would walk up
+    to a listed parent again."""
 
-    @property
-    @override
-    def mask(self) -> SelectionMask:
-        """The SDK's selection mask, remembering its answers: the SDK looks every key of every record up in it,
-        and a key inside a free-form object (event_properties, a profile's properties) is not listed, so each
-        look-up would walk up to a listed parent again."""
-        listed = super().mask
-        memo = self.selection_memo
-        if memo is None or memo.listed is not listed:
-            memo = self.selection_memo = MemoMask(listed)
-        return memo
+    def __init__(self) -> None:
+        self.memo: MemoMask | None = None
 
-    selection_memo: MemoMask | None = None
+    def over(self, listed: SelectionMask) -> SelectionMask:
+        """The memo for the SDK's current mask (a new one when the catalog, so the mask, changed)."""
+        if self.memo is None or self.memo.listed is not listed:
+            self.memo = MemoMask(listed)
+        return self.memo
 
 
 class MemoMask(SelectionMask):

@@ -3,56 +3,59 @@
 The SDK does the request loop, pagination (`JsonApiPaginator`), retries (`request_decorator` on backoff, with
 the waits of `retry.RetryPolicy`), auth, state and metrics. This class says what is Klaviyo's: the first page's
 query (largest page, filters, sort, includes, sparse fields), which statuses mean what, and the record shape.
-Concurrency (windows, partitions and children fetched ahead) lives in `fanout` and `windows`; it runs this
-same request path on worker threads.
+It has no mixins: each SDK hook is a short delegation to a collaborator it creates in `__init__`, each in its
+own module with state of its own: `query` (Query), `full_reads` (FullReads), `retries` (Retries), `tolerance`
+(Tolerance), `selection` (SelectionMemo), `finishing` (Finishing, post_process's work) and `fanout` (Fanout:
+windows, partitions and children fetched ahead on worker threads, through this same request path).
+Subclasses declare (class attributes) and override the few hooks named here (static_filters, lookback, ...).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Generator, Iterable, Mapping
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
-import msgspec
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.helpers.types import Context
+from singer_sdk.helpers.types import Context, RequestFunc
 from singer_sdk.pagination import BaseAPIPaginator
 from singer_sdk.schema.source import SchemaDirectory
+from singer_sdk.singerlib import SelectionMask
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
 from klaviyo_core import spec
-from klaviyo_core.documents import check_json, decode, resources
-from klaviyo_core.errors import (
-    MalformedBody,
-    raise_for_status,
-)
-from tap_klaviyo.reading.batch_files import BatchFiles
+from klaviyo_core.documents import decode, resources
+from klaviyo_core.errors import check_response
+from tap_klaviyo.reading.batch_files import fast_jsonl
 from tap_klaviyo.reading.drift import DriftCheck
 from tap_klaviyo.reading.fanout import Fanout
+from tap_klaviyo.reading.finishing import Finishing
 from tap_klaviyo.reading.full_reads import FullReads
 from tap_klaviyo.reading.packing import NestedPacking
 from tap_klaviyo.reading.pagination import ApiPage, JsonApiPaginator
 from tap_klaviyo.reading.progress import RunStats
-from tap_klaviyo.reading.query import WINDOW_START, QueryMixin, spec_template
+from tap_klaviyo.reading.query import WINDOW_START, Query, spec_template
 from tap_klaviyo.reading.records import RecordShape
-from tap_klaviyo.reading.retrying import RetryHooks
+from tap_klaviyo.reading.retrying import Retries
 from tap_klaviyo.reading.run import KlaviyoRun
-from tap_klaviyo.reading.selection import MemoSelection
+from tap_klaviyo.reading.selection import SelectionMemo
+from tap_klaviyo.reading.settings import parse_date_setting
 from tap_klaviyo.reading.shape_notes import ShapeNotes
-from tap_klaviyo.reading.tolerance import ErrorTolerance
+from tap_klaviyo.reading.tolerance import Tolerance
 
 SCHEMAS_DIR = Path(__file__).parents[1] / "schemas"
 #: The generated schemas (scripts/generate_schemas.py), read and cached by the SDK's own schema source.
 SCHEMAS = SchemaDirectory(SCHEMAS_DIR)
 
 
-class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelection, BatchFiles, RESTStream[Any]):
+class KlaviyoStream(RESTStream[Any]):
     """A Klaviyo collection, described declaratively; the SDK and the modules beside this one do the rest."""
 
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
@@ -80,6 +83,18 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
     #: Nested objects may leave `post_process` encoded (reading/packing.py): nothing after the base's
     #: `post_process` (an override, a child's context) reads inside them. Declared by the big streams.
     nested_packing: ClassVar[bool] = False
+    #: Sort value sent to Klaviyo; by default the replication key when the endpoint can sort on it.
+    sort_by: ClassVar[str | None] = None
+    #: Server-side field the bookmark filters on (defaults to the replication key).
+    filter_field: ClassVar[str | None] = None
+    includes: ClassVar[tuple[str, ...]] = ()
+    additional_fields: ClassVar[dict[str, str]] = {}
+    #: Setting naming the days between full reads (`full_reads`); None: the stream never loses rows.
+    full_read_setting: ClassVar[str | None] = "full_read_days"
+    #: A deleted parent between listing and reading: skip its children with a warning.
+    skip_not_found: ClassVar[bool] = False
+    #: A spent rate-limit budget (daily cap) ends this stream with a warning; the run goes on.
+    stop_when_exhausted: ClassVar[bool] = False
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: Records re-read behind the bookmark (lookback, a strict filter's second) are expected, not an error;
@@ -89,25 +104,39 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
     def __init__(self, tap: Any, **kwargs: Any) -> None:
         self.template = spec_template(self.path)
         self.endpoint = spec.endpoint(self.template, self.method)
+        self.selection = SelectionMemo()
         if "schema" not in kwargs:
             kwargs["schema"] = copy.deepcopy(self.schema_source())
         super().__init__(tap, http_method=self.method.upper(), **kwargs)
         self.run: KlaviyoRun = tap.run
         self.klaviyo_tap = tap  # the SDK keeps its own reference private
         self.stats = RunStats()
-        self.denied = False
+        self.full_reads = FullReads(self, self.run, tap, activate_version=super().emit_activate_version_messages)
+        self.query = Query(self, self.endpoint, self.template, self.method, self.run.end_date)
+        self.retries = Retries(self.name, self.http_method, self.template, self.run, self.stats, self.logger)
+        self.tolerance = Tolerance(
+            self.name,
+            self.logger,
+            self.run,
+            skip_without_scope=bool(self.config.get("skip_streams_without_scope")),
+            skip_not_found=self.skip_not_found,
+            stop_when_exhausted=self.stop_when_exhausted,
+        )
         self.fanout = Fanout(self)
         resource = self.resource_of(self.schema_path or self.path)
         props = self.schema.get("properties", {})
         self.notes = ShapeNotes(self.name, self.logger)  # records Klaviyo sent incomplete, counted
         self.drift = DriftCheck(self.name, self.logger, props)  # fields in no schema: named once per stream
-        self.packing = NestedPacking(props)
-        self.shape = RecordShape(
-            self.id_column,
-            [(n, spec.relationship_column(n)) for n in spec.to_one_relationships(resource)],
-            [k for k, v in props.items() if v.get("format") == "date-time"],
-            columns=props,
-            on_unreadable=self.notes.unreadable_timestamp,
+        self.shape = RecordShape.of_resource(self.id_column, resource, props, self.notes.unreadable_timestamp)
+        self.finishing = Finishing(
+            self,
+            self.shape,
+            self.drift,
+            self.notes,
+            self.stats,
+            self.full_reads,
+            self.run.end_date_iso,
+            NestedPacking(props),
         )
 
     @classmethod
@@ -163,6 +192,16 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
     def authenticator(self) -> Any:
         return self.run.connection.authenticator
 
+    @property
+    @override
+    def mask(self) -> SelectionMask:
+        """The SDK's selection mask, remembering its answers (asked for every key of every record)."""
+        return self.selection.over(super().mask)
+
+    @override
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        return self.retries.decorate(func)
+
     @override
     def get_new_paginator(self) -> BaseAPIPaginator[Any]:
         return JsonApiPaginator(urlsplit(self.url_base).netloc)
@@ -172,6 +211,36 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
         if next_page_token is not None:
             return {}  # links.next carries the whole query
         return self.first_page_params(context)
+
+    # -- the query: hooks a stream overrides, over `query.Query` --------------------------------------
+
+    def first_page_params(self, context: Mapping[str, Any] | None) -> dict[str, str]:
+        """Maximum page size, filters, sort, includes, sparse fields."""
+        return self.query.first_page_params(context)
+
+    def static_filters(self, context: Mapping[str, Any] | None) -> list[str]:
+        """Filters that define the stream or partition itself (channel, archived, ...)."""
+        return []
+
+    def lookback(self, context: Mapping[str, Any] | None) -> timedelta:
+        """How far behind the bookmark a read starts (late arrivals)."""
+        return timedelta(0)
+
+    def start_bound(self, context: Mapping[str, Any] | None) -> datetime | None:
+        """Where this run reads from: the bookmark (or start_date) less the lookback; a full read starts
+        where a first run would."""
+        if self.full_reads.forced:
+            return parse_date_setting(self.config, "start_date")
+        return self.query.start_bound(context)
+
+    def sparse_fields(self) -> dict[str, str]:
+        """`fields[<type>]=` for the attributes the catalog selects."""
+        return self.query.sparse_fields()
+
+    @property
+    @override
+    def is_sorted(self) -> bool:
+        return self.query.is_sorted
 
     @override
     def get_http_request(self, *, page: PageContext) -> HTTPRequest:
@@ -185,19 +254,8 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
     def validate_response(self, response: requests.Response) -> None:
         """Statuses to errors, each one readable line; a 2xx body that is not JSON (truncated) is retried."""
         self.stats.add(requests_=1)
-        status = response.status_code
-        if status < 300:
-            try:
-                check_json(response.content)
-            except msgspec.DecodeError:
-                raise MalformedBody(f"HTTP {status} with a body that is not valid JSON", response) from None
-            return
-        raise_for_status(
-            response,
-            stream=self.name,
-            secrets=self.run.secrets,
-            refreshable=self.run.connection.refreshable,
-        )
+        secrets, refreshable = self.run.secrets, self.run.connection.refreshable
+        check_response(response, stream=self.name, secrets=secrets, refreshable=refreshable)
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[Any]:
@@ -229,6 +287,11 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
     # -- records -----------------------------------------------------------------------------------
 
     @property
+    def denied(self) -> bool:
+        """The stream stopped with a warning (no scope, a spent budget): nothing more is fetched for it."""
+        return self.tolerance.denied
+
+    @property
     def concurrency(self) -> int:
         return int(self.config.get("max_concurrency") or 8)
 
@@ -243,7 +306,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
             return
         self.run.begin()
         position = self.replication_key if self.windowed else None
-        with self.tolerated_errors(context):
+        with self.tolerance.tolerated_errors(context):
             self.run.stopwatch.begin(self.stats)
             self.run.bookmarks.partition_started(self, context)
             yield from self.stats.counted(self.fanout.records(context), selected=self.selected, position_key=position)
@@ -251,52 +314,30 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any] | None:
-        """Main thread, once per record: parent ids, kept columns, end_date, derived child rows."""
-        record = row
-        if context:
-            for column in self.context_columns:
-                record[column] = context.get(column)
-        if self.keep_columns is not None:
-            record = {k: record.get(k) for k in self.keep_columns}
-        for key in self.primary_keys:
-            if record.get(key) is None:
-                self.notes.unkeyed += 1
-                self.stats.records -= 1 if self.selected else 0
-                return None
-        cut = self.end_cut
-        if cut is not None and (record.get(cut[0]) or "") >= cut[1]:
-            self.stats.records -= 1 if self.selected else 0
-            return None
-        self.drift.check(record)
-        self.shape.complete(record)
-        bookmark = self.bookmark_column
-        if bookmark and record.get(bookmark) is None:
-            self.notes.without_key += 1
-        if self.derives:
-            self.fanout.derive(record)
-        if self.full_read_forced:
-            self.full_read_record(record, context)  # deletions: bookmarks advance on a full read too
-        if self.packs_nested:
-            self.packing.pack(record)  # last: everything above reads inside the objects
-        return record
+        """Main thread, once per record: parent ids, kept columns, end_date, derived rows (`finishing`)."""
+        return self.finishing(row, context)
 
     @cached_property
     def packs_nested(self) -> bool:
-        """Nested objects leave `post_process` encoded (`packing`): asked once the sync runs, when selection and
-        stream maps are final; never for BATCH files (the SDK's own encoders would meet them)."""
+        """Nested objects leave `post_process` encoded (reading/packing.py): asked once the sync runs, when
+        selection and stream maps are final; never for BATCH files (the SDK's own encoders would meet them)."""
         return (
             self.nested_packing
-            and bool(self.packing.columns)
             and not self.config.get("batch_config")
             and NestedPacking.safe(
                 self.mask, self.stream_maps, self.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.NONE
             )
         )
 
-    @cached_property
-    def bookmark_column(self) -> str | None:
-        """The replication key (asked once per record: the SDK's property is not a plain attribute)."""
-        return self.replication_key
+    @override
+    def get_batches(self, batch_config: Any, context: Context | None = None) -> Iterable[tuple[Any, list[str]]]:
+        """JSONL files through the fast encoder (`batch_files`), announced as what the user asked for."""
+        fast = fast_jsonl(batch_config)
+        if fast is None:
+            yield from super().get_batches(batch_config, context)
+            return
+        for _written, manifest in super().get_batches(fast, context):
+            yield batch_config.encoding, manifest
 
     @override
     def generate_child_contexts(self, record: dict[str, Any], context: Context | None) -> Iterable[Context | None]:
@@ -310,21 +351,25 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
         """A child stream is selected (asked once the sync runs: the catalog is applied by then)."""
         return any(child.selected or child.has_selected_descendents for child in self.child_streams)
 
-    @cached_property
-    def derives(self) -> bool:
-        """A selected child takes rows out of this stream's records (asked once the sync runs)."""
-        return bool(self.fanout.derived_children)
+    @property
+    @override
+    def replication_method(self) -> str:
+        """FULL_TABLE on a full read (`full_reads`), else what the catalog says."""
+        return self.full_reads.replication_method
 
-    @cached_property
-    def end_cut(self) -> tuple[str, str] | None:
-        """(replication key, end_date) when records at or after end_date are dropped."""
-        end = self.run.end_date_iso
-        return (self.replication_key, end) if end and self.replication_key else None
+    def declared_replication_method(self) -> str:
+        """What the catalog and the class say, before a full read changes it."""
+        return str(super().replication_method)
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        return self.full_reads.activate_version
 
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> Any:
         """Bookmarks never pass the time the run started (future-dated records notwithstanding)."""
-        self.full_read_begins()  # deletions: the SDK asks this first thing in sync()
+        self.full_reads.begins()  # deletions: the SDK asks this first thing in sync()
         return self.run.started if self.replication_key else None
 
     @override
@@ -332,7 +377,7 @@ class KlaviyoStream(FullReads, QueryMixin, RetryHooks, ErrorTolerance, MemoSelec
         if state is None:
             self.notes.report(self.replication_key, self.primary_keys)
         if state is None:
-            self.full_read_finished()  # deletions: a complete read releases its ACTIVATE_VERSION
+            self.full_reads.finished()  # deletions: a complete read releases its ACTIVATE_VERSION
         super().finalize_state_progress_markers(state)
         if state is None and self.parent_stream_type is None:
             self.fanout.close()  # the SDK calls this once a top-level stream (and its children) is synced

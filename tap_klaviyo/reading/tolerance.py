@@ -3,25 +3,34 @@ listing and reading, a spent daily cap. Each gets one warning; anything else end
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ClassVar
-
-from singer_sdk import RESTStream
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from klaviyo_core.errors import KlaviyoAPIError, KlaviyoPermissionError, RateLimitExhausted
-from tap_klaviyo.reading.run import KlaviyoRun
 
 
-class ErrorTolerance(RESTStream[Any]):
-    """Which failures a KlaviyoStream survives, and what it says when it does."""
+class AbortSource(Protocol):
+    """The run as tolerance sees it: the error another stream ended the run with, if any."""
 
-    run: KlaviyoRun
-    denied: bool
-    #: A deleted parent between listing and reading: skip its children with a warning.
-    skip_not_found: ClassVar[bool] = False
-    #: A spent rate-limit budget (daily cap) ends this stream with a warning; the run goes on.
-    stop_when_exhausted: ClassVar[bool] = False
+    @property
+    def abort_error(self) -> BaseException | None: ...
+
+
+@dataclass
+class Tolerance:
+    """Which failures one stream survives, what it says when it does, and whether it was stopped (`denied`)."""
+
+    name: str
+    logger: logging.Logger
+    run: AbortSource
+    skip_without_scope: bool
+    skip_not_found: bool
+    stop_when_exhausted: bool
+    #: The stream stopped with a warning (no scope, a spent budget): nothing more is fetched for it.
+    denied: bool = False
 
     @contextmanager
     def tolerated_errors(self, context: Mapping[str, Any] | None) -> Iterator[None]:
@@ -44,7 +53,7 @@ class ErrorTolerance(RESTStream[Any]):
         if exc is self.run.abort_error:
             return False  # another stream's failure, raised here to end the run early
         if isinstance(exc, KlaviyoPermissionError):
-            return bool(self.config.get("skip_streams_without_scope"))
+            return self.skip_without_scope
         if isinstance(exc, KlaviyoAPIError):
             return self.skip_not_found and exc.status == 404
         if isinstance(exc, RateLimitExhausted):

@@ -74,7 +74,7 @@ def windowed_pages(stream: PageSource, context: Mapping[str, Any] | None) -> Ite
     (`Unplaced`, shared by the windows).
     """
     key = str(stream.replication_key)
-    first_context = stream.with_bounds(context)
+    first_context = stream.query.with_bounds(context)
     pages = stream.request_pages(first_context)
     first = next(pages, None)
     if first is None:

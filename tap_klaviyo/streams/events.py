@@ -81,7 +81,7 @@ class EventStream(KlaviyoStream):
 
     @override
     def lookback(self, context: Mapping[str, Any] | None) -> timedelta:
-        if self.has_bookmark(context):
+        if self.query.has_bookmark(context):
             return timedelta(days=float(self.config.get("event_lookback_days") or 0))
         return timedelta(0)
 

@@ -68,7 +68,7 @@ class MembershipStream(KlaviyoStream):
     def partitions(self) -> list[dict[str, Any]]:
         resource = self.group_path.rsplit("/", 1)[-1][:-1]
         ids: list[str] = []
-        with self.tolerated_errors(None):
+        with self.tolerance.tolerated_errors(None):
             listing = Listing(self.klaviyo_tap, self.group_path, {f"fields[{resource}]": "name"})
             ids.extend(str(group["id"]) for group in listing.all())
         return [{self.group_key: group_id} for group_id in ids]
@@ -150,7 +150,7 @@ class ExclusionStream(KlaviyoStream):
 
     @override
     def post_process(self, row: dict[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-        self.full_read_record(row, context)
+        self.full_reads.record(row, context)
         return self.shape.complete(row)
 
     @classmethod

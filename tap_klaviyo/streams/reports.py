@@ -127,8 +127,8 @@ class ReportStream(KlaviyoStream):
 
     def first_day(self, context: Mapping[str, Any] | None) -> datetime:
         """The bookmark's day less the lookback, else start_date's day, else report_history_days ago."""
-        bookmark = self.starting_timestamp(context)
-        if bookmark is not None and self.has_bookmark(context):
+        bookmark = self.query.starting_timestamp(context)
+        if bookmark is not None and self.query.has_bookmark(context):
             lookback = float(self.config.get("report_lookback_days") or 0)
             return _midnight(bookmark) - timedelta(days=lookback)
         if bookmark is not None:
@@ -175,7 +175,7 @@ class ReportStream(KlaviyoStream):
     def request_pages(self, context: Mapping[str, Any] | None) -> Generator[ApiPage, None, None]:
         if self.denied:
             return
-        with self.tolerated_errors(context):
+        with self.tolerance.tolerated_errors(context):
             if self.needs_conversion_metric and not self.conversion_metric_id:
                 self.logger.warning(
                     "%s skipped: the account has no %r metric; set report_conversion_metric_id",
@@ -239,7 +239,7 @@ class DatedReportStream(ReportStream):
         start, end = self.first_day(context), self.run_end
         if self.data_start is not None:
             start = max(start, self.data_start)
-        bookmark = self.starting_timestamp(context) if self.has_bookmark(context) else None
+        bookmark = self.query.starting_timestamp(context) if self.query.has_bookmark(context) else None
         fresh_from = _midnight(bookmark) + DAY if bookmark is not None else start
         out: list[Slice] = []
         budget = self.requests_per_run

@@ -92,7 +92,6 @@ class JobPoller:
     jobs: dict[str, Job] = field(default_factory=dict)
     changed: threading.Condition = field(default_factory=threading.Condition)
     thread: threading.Thread | None = None
-    polls: int = 0
 
     def watch(self, job: Job) -> None:
         with self.changed:
@@ -134,7 +133,6 @@ class JobPoller:
                 running: set[str] = set()
                 for params in RUNNING_LISTINGS:
                     running.update(str(item.get("id")) for item in self.client.pages(collection, params, first.what))
-                    self.polls += 1
                 unseen = [job for job_id, job in jobs.items() if job_id not in running]
             for job in unseen:
                 self.read(job)
@@ -149,12 +147,10 @@ class JobPoller:
                 self.ended(job, item.get("attributes") or {})
             if not waiting:
                 break
-        self.polls += 1
         return list(waiting.values())
 
     def read(self, job: Job) -> None:
         doc = self.client.request("GET", f"{job.collection}/{job.job_id}", what=job.what).json()
-        self.polls += 1
         self.ended(job, (doc.get("data") or {}).get("attributes") or {})
 
     def ended(self, job: Job, attributes: dict[str, Any]) -> None:

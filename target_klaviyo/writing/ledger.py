@@ -62,8 +62,3 @@ class Ledger:
         for _rows, message, release in ready:
             release(message)
         return len(ready)
-
-    @property
-    def held_states(self) -> int:
-        with self.lock:
-            return len(self.states)
