@@ -16,13 +16,13 @@ from singer_sdk.helpers.types import Context
 
 from tap_klaviyo.reading.drift import DriftCheck
 from tap_klaviyo.reading.full_reads import FullReads
-from tap_klaviyo.reading.packing import NestedPacking
+from tap_klaviyo.reading.packing import NestedPacking, Packable
 from tap_klaviyo.reading.progress import RunStats
 from tap_klaviyo.reading.records import RecordShape
 from tap_klaviyo.reading.shape_notes import ShapeNotes
 
 
-class Finished(Protocol):
+class Finished(Packable, Protocol):
     """A stream as its finishing sees it: its declarations, selection and the collaborators it owns."""
 
     @property
@@ -42,9 +42,6 @@ class Finished(Protocol):
 
     @property
     def fanout(self) -> Any: ...  # its Fanout: derived children take rows out of the record
-
-    @property
-    def packs_nested(self) -> bool: ...  # nested objects leave encoded (reading/packing.py)
 
 
 @dataclass
@@ -72,7 +69,7 @@ class Finishing:
         self.bookmark = key
         self.cut = (key, self.end_date_iso) if key and self.end_date_iso else None
         self.derives = bool(self.stream.fanout.derived_children)
-        self.packs = bool(self.packing.columns) and self.stream.packs_nested
+        self.packs = self.packing.applies(self.stream)
         self.ready = True
 
     def __call__(self, row: dict[str, Any], context: Context | None) -> dict[str, Any] | None:

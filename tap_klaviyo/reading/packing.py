@@ -11,12 +11,32 @@ each nested object to JSON on its way out of `post_process`, with the encoder th
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from singer_sdk.contrib.msgspec import encoder
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform, StreamMap
 from singer_sdk.singerlib import SelectionMask
+
+
+class Packable(Protocol):
+    """A stream as packing sees it: its declaration and what decides whether its output could change."""
+
+    @property
+    def nested_packing(self) -> bool: ...
+
+    @property
+    def TYPE_CONFORMANCE_LEVEL(self) -> TypeConformanceLevel: ...  # the SDK's name
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def mask(self) -> SelectionMask: ...
+
+    @property
+    def stream_maps(self) -> Sequence[StreamMap]: ...
 
 
 class NestedPacking:
@@ -25,14 +45,18 @@ class NestedPacking:
     def __init__(self, properties: Mapping[str, Any]) -> None:
         self.columns = tuple(name for name, schema in properties.items() if _nested(schema))
 
-    @staticmethod
-    def safe(mask: SelectionMask, stream_maps: Sequence[StreamMap], conforms: bool) -> bool:
-        """Packing changes no output byte: every listed breadcrumb selected, the maps plain copies that do not
-        flatten, and no type conformance (which would read inside the objects)."""
+    def applies(self, stream: Packable) -> bool:
+        """Asked once the sync runs (selection and stream maps are final): the stream declares it, it has nested
+        columns, and packing changes no output byte: no BATCH files (the SDK's own encoders would meet the
+        packed values), every listed breadcrumb selected, the maps plain copies that do not flatten, and no type
+        conformance (which would read inside the objects)."""
         return (
-            not conforms
-            and all(mask.values())
-            and all(type(m) is SameRecordTransform and not m.flattening_enabled for m in stream_maps)
+            stream.nested_packing
+            and bool(self.columns)
+            and not stream.config.get("batch_config")
+            and stream.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE
+            and all(stream.mask.values())
+            and all(type(m) is SameRecordTransform and not m.flattening_enabled for m in stream.stream_maps)
         )
 
     def pack(self, record: dict[str, Any]) -> None:

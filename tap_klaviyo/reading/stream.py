@@ -317,18 +317,6 @@ class KlaviyoStream(RESTStream[Any]):
         """Main thread, once per record: parent ids, kept columns, end_date, derived rows (`finishing`)."""
         return self.finishing(row, context)
 
-    @cached_property
-    def packs_nested(self) -> bool:
-        """Nested objects leave `post_process` encoded (reading/packing.py): asked once the sync runs, when
-        selection and stream maps are final; never for BATCH files (the SDK's own encoders would meet them)."""
-        return (
-            self.nested_packing
-            and not self.config.get("batch_config")
-            and NestedPacking.safe(
-                self.mask, self.stream_maps, self.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.NONE
-            )
-        )
-
     @override
     def get_batches(self, batch_config: Any, context: Context | None = None) -> Iterable[tuple[Any, list[str]]]:
         """JSONL files through the fast encoder (`batch_files`), announced as what the user asked for."""
@@ -376,7 +364,6 @@ class KlaviyoStream(RESTStream[Any]):
     def finalize_state_progress_markers(self, state: dict[str, Any] | None = None) -> None:
         if state is None:
             self.notes.report(self.replication_key, self.primary_keys)
-        if state is None:
             self.full_reads.finished()  # deletions: a complete read releases its ACTIVATE_VERSION
         super().finalize_state_progress_markers(state)
         if state is None and self.parent_stream_type is None:
