@@ -194,9 +194,12 @@ class _PrefetchJob(Generic[T]):
         budget: Budget,
         buffer: int,
         on_done: Callable[[], None],
+        *,
         spill: Callable[[T], T | None] | None = None,
+        spill_has_room: Callable[[], bool] = lambda: True,
     ) -> None:
         self._produce = produce
+        self._spill_has_room = spill_has_room
         self._budget = budget
         self._buffer = buffer
         self._on_done = on_done
@@ -215,7 +218,9 @@ class _PrefetchJob(Generic[T]):
             return True
         if self.claimed:
             return self._queued < self._buffer
-        return self._spilling or self._budget.used < self._budget.limit
+        # Past the budget only while the disk can take the next page: a full (or refused) spool pauses the job
+        # before it fetches a page it would have to hold in memory.
+        return (self._spilling and self._spill_has_room()) or self._budget.used < self._budget.limit
 
     def _to_disk(self, item: T) -> T:
         """Past the budget, before its turn: the page goes on disk (a page already there stays as it is)."""
@@ -295,11 +300,13 @@ class Prefetch(Generic[T]):
         buffer: int = 4,
         budget: Budget | None = None,
         spill: Callable[[T], T | None] | None = None,
+        spill_has_room: Callable[[], bool] = lambda: True,
     ) -> None:
         self._ahead = ahead
         self._buffer = buffer
         self._budget = budget or Budget()
         self._spill = spill
+        self._spill_has_room = spill_has_room
         self._jobs: dict[Hashable, _PrefetchJob[T]] = {}
         self._waiting: deque[tuple[Hashable, Callable[[], Iterable[T]]]] = deque()
         self._waiting_keys: set[Hashable] = set()
@@ -318,7 +325,14 @@ class Prefetch(Generic[T]):
             return key in self._jobs or key in self._waiting_keys
 
     def _start(self, key: Hashable, produce: Callable[[], Iterable[T]]) -> _PrefetchJob[T]:
-        job = _PrefetchJob(produce, self._budget, self._buffer, self._start_waiting, self._spill)
+        job = _PrefetchJob(
+            produce,
+            self._budget,
+            self._buffer,
+            self._start_waiting,
+            spill=self._spill,
+            spill_has_room=self._spill_has_room,
+        )
         self._jobs[key] = job
         return job
 

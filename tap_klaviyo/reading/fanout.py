@@ -44,8 +44,11 @@ class Fanout:
         # Backfills fill their own share of the budget: a spent one never holds back a slow stream's requests.
         budget = stream.run.backfill_budget if self.big else stream.run.budget
         # Past their budget, backfills put pages on disk: their endpoint's steady window keeps being used.
-        spill = stream.run.spool.spill if self.big else None
-        self.prefetch: Prefetch[Page] = Prefetch(stream.concurrency, budget=budget, spill=spill)
+        spool = stream.run.spool
+        spill = spool.spill if self.big else None
+        self.prefetch: Prefetch[Page] = Prefetch(
+            stream.concurrency, budget=budget, spill=spill, spill_has_room=lambda: spool.usable
+        )
         self.announced = False
         #: child stream name -> parent id -> rows (sideloaded resources, or rows derived from the record).
         self.buffered: dict[str, dict[str, list[dict[str, Any]]]] = {}
