@@ -11,8 +11,9 @@ from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests (the longest, up to minutes each) first, in their usual order: the workers take them
-    first and the quick tests fill in after, so no worker ends alone on a long one while the other idles."""
+    """The end-to-end tests (the longest, up to minutes each) first, in their usual order. Under xdist's
+    loadfile, files go biggest first and this order only breaks ties (several e2e files hold one test); with
+    `-n0` the long tests run first."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
