@@ -10,6 +10,13 @@ import pytest
 from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests (the longest, up to minutes each) first, in their usual order. Under xdist's
+    loadfile, files go biggest first and this order only breaks ties (several e2e files hold one test); with
+    `-n0` the long tests run first."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
     """One tiny account for the read-only tests (no rate limits: they are tested on their own)."""

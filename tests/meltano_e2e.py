@@ -109,6 +109,12 @@ class Meltano:
         return sys_dir() / "utilities" / utility / "venv" / "bin" / "python"
 
 
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test session's temporary root, shared by its xdist workers (each has its own basetemp below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 def e2e_required() -> bool:
     """Under CI (`CI`, `REQUIRE_E2E`) what the end-to-end tests cannot install is a failure, not a skip."""
     return _truthy("CI") or _truthy("REQUIRE_E2E")

@@ -31,7 +31,7 @@ from klaviyo_emulator import Emulator
 from tap_klaviyo.tap import TapKlaviyo
 from tests.conftest import config_for
 from tests.harness import ROOT, SyncResult, missing_records
-from tests.meltano_e2e import clean_env, e2e_required, e2e_settings, meltano_exe, tap_env
+from tests.meltano_e2e import clean_env, e2e_required, e2e_settings, meltano_exe, session_dir, sync_script, tap_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -81,9 +81,10 @@ class Installed:
         return _run([str(self.tap), *args], cwd=cwd, env=env)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
-    """`python -m build`: the sdist, then the wheel built from the unpacked sdist.
+    """`python -m build`: the sdist, then the wheel built from the unpacked sdist; once per test session, however
+    many workers run it (build's isolated environment made by uv, the dev extra's).
 
     The release workflow sets TEST_DIST_DIR to the files it is about to upload, so those are what is tested.
     """
@@ -91,9 +92,14 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
     if given:
         out = Path(given)
     else:
-        out = tmp_path_factory.mktemp("dist")
-        cmd = [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)]
-        _needs_pypi(cmd, cwd=ROOT, what="python -m build")
+        shared = session_dir(tmp_path_factory)
+        out = shared / "dist"
+        with sync_script.locked(shared / "dist.lock"):
+            if not out.is_dir():
+                building = tmp_path_factory.mktemp("dist-building")
+                cmd = [sys.executable, "-m", "build", "--installer", "uv", "--outdir", str(building), str(ROOT)]
+                _needs_pypi(cmd, cwd=ROOT, what="python -m build")
+                building.rename(out)
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
     return Dist(sdist, wheel)

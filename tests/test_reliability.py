@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 from klaviyo_emulator.server import ForcedResponse
 from tests.conftest import config_for
@@ -191,6 +193,7 @@ class _Garbage(BaseHTTPRequestHandler):
         return
 
 
+@pytest.mark.realtime  # how long a real process takes to give up is the subject: about 30 s
 def test_an_api_url_answering_garbage_fails_readably_within_two_minutes(tmp_path: Path) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Garbage)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
