@@ -21,6 +21,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
+from singer_sdk.contrib.msgspec import encoder
 
 from klaviyo_core.spec import load_spec
 from tap_klaviyo.reading.query import spec_template
@@ -221,7 +222,8 @@ def test_any_document_the_spec_allows_becomes_valid_records(name: str) -> None:
             if record is None:
                 continue
             emitted.append(name)
-            errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(record)]
+            written = json.loads(encoder.encode(record))  # as a target reads it (nested objects may be packed)
+            errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(written)]
             assert not errors, (name, errors, record)
 
     check()
