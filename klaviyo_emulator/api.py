@@ -23,6 +23,7 @@ import msgspec
 from .contract import REPORT_TEMPLATES, cached_filter
 from .cursor import decode_cursor, encode_cursor
 from .data import MEMBERSHIP_TYPES, AccountData
+from .event_pages import EventPages
 from .events import PATTERN_LEN, EventQuery
 from .filters import BoolOp, Condition, Node, conditions, dt_micros, evaluate, path_values, to_micros
 from .lazy import LazyMembers, LazyProfiles, Sorted
@@ -551,13 +552,13 @@ class Api:
         # Sparse fields of included types are fine.
         if self.lazy and _fast_events(op) and "fields[event]" not in ctx.params:
             base = _dumps(ctx.base)[1:-1]
-            body = store.render_page(keys, base, "attributions" in include)
+            body = self.data.event_pages.render_page(keys, base, "attributions" in include)
             parts = ['{"data":[', body, '],"links":', _dumps(links)]
             if include:
                 parts += [',"included":[', ",".join(self._event_included(op, ctx, keys, include)), "]"]
             parts.append("}")
             return "".join(parts).encode()
-        recs = [store.record(idx) for _t, idx in keys]
+        recs = [self.data.event_pages.record(idx) for _t, idx in keys]
         doc = self._document(op, ctx, recs, single=False)
         doc["links"] = links
         return doc
@@ -569,7 +570,7 @@ class Api:
         the page's attributions (each belongs to one event: never worth keeping)."""
         store = self.data.events
         seen: dict[tuple[str, str], None] = {}
-        indices = store.indices_of(keys)
+        indices = EventPages.indices_of(keys)
         if isinstance(indices, range) and abs(indices.step) == 1 and "profile" not in include:
             indices = indices[:PATTERN_LEN]  # metrics repeat with this period: the rest adds none
         for idx in indices:
@@ -584,9 +585,9 @@ class Api:
         out = []
         attribution_shape = op.included.get("attribution")
         if "attributions" in include and attribution_shape is not None:
-            related = self.data.related_ids
+            related, credit = self.data.related_ids, self.data.attributions
             for _t, idx in keys:
-                out += [_dumps(render(a, attribution_shape, opts, related)) for a in store.attributions(idx)]
+                out += [_dumps(render(a, attribution_shape, opts, related)) for a in credit.attributions(idx)]
         for rtype, rid in seen:
             sparse = tuple(sorted(full.fields.get(rtype, ()))), tuple(sorted(full.additional.get(rtype, ())))
             key = (op.template, rtype, rid, ctx.base, self.data.generation, sparse, str(full.extra.get(rtype) or ""))

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from .attributions import Attributions
 from .blueprint import SIZES, Blueprint, SizeSpec
 from .build_audience import (
     LIST_NAMES,
@@ -26,6 +27,7 @@ from .build_audience import (
 )
 from .build_messaging import build_campaigns, build_flows, build_tags, build_templates
 from .build_objects import build_objects
+from .event_pages import EventPages
 from .lazy import LazyProfiles
 from .records import SECOND, UTC, Rec, fmt, micros, short_id, ulid
 from .spec import get_spec
@@ -67,9 +69,9 @@ class AccountData:
         with self.lock:
             if rtype == "event":
                 idx = self.events.index_of(rid)
-                return None if idx is None else self.events.record(idx)
+                return None if idx is None else self.event_pages.record(idx)
             if rtype == "attribution":
-                return self.events.attribution(rid)
+                return self.attributions.attribution(rid)
             return self.store.get(rtype, {}).get(rid)
 
     def related_ids(self, rec: Rec, rel: str) -> list[str] | str | None:
@@ -97,7 +99,7 @@ class AccountData:
         profiles = self.store["profile"]
         if isinstance(profiles, LazyProfiles):
             profiles.fill_ids()
-        self.events.precompute_tails()
+        self.event_pages.precompute_tails()
 
     def expected_ids(self, resource_type: str) -> set[str]:
         """Exactly which ids of a type the account holds right now."""
@@ -112,7 +114,7 @@ class AccountData:
         the links it lacks absent."""
         with self.lock:
             store = self.events
-            return {a.id: dict(a.rels) for idx in range(store.n) for a in store.attributions(idx)}
+            return {a.id: dict(a.rels) for idx in range(store.n) for a in self.attributions.attributions(idx)}
 
     def event_count(self) -> int:
         with self.lock:
@@ -254,6 +256,10 @@ class AccountData:
         build_campaigns(bp)
         build_tags(bp)
         self.events, self._future_ids = build_events(bp, self.now)
+        #: Who an event's conversion is credited to, and its JSON (klaviyo_emulator/attributions.py, event_pages.py).
+        self.attributions = Attributions(self.events)
+        self.event_pages = EventPages(self.events, self.attributions)
+        self.events.records = self.event_pages
 
 
 def _as_micros(value: Any) -> int | None:
