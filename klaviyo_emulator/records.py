@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from datetime import datetime, timedelta, timezone
@@ -60,18 +61,17 @@ def from_micros(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
-_DAYS: dict[int, str] = {}
+@functools.lru_cache(maxsize=100_000)
+def _day_prefix(day: int) -> str:
+    """``YYYY-MM-DDT`` of a day since the epoch (a few thousand days in any account: worked out once each)."""
+    return time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
 
 
 def fmt(value: int, keep_micros: bool = False) -> str:
     """Klaviyo's timestamp text: ``2024-05-01T12:00:00+00:00`` (optionally with microseconds)."""
     sec, frac = divmod(value, SECOND)
     day, rest = divmod(sec, 86_400)
-    prefix = _DAYS.get(day)
-    if prefix is None:
-        if len(_DAYS) > 100_000:
-            _DAYS.clear()
-        prefix = _DAYS[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
+    prefix = _day_prefix(day)
     hour, rest = divmod(rest, 3600)
     minute, second = divmod(rest, 60)
     if keep_micros and frac:

@@ -75,7 +75,7 @@ def tallies(data: AccountData, conversion_metric_id: str | None) -> Tallies:
 
 
 def _build(data: AccountData, conversion_metric_id: str | None) -> Tallies:
-    store = data.events
+    store, credit = data.events, data.attributions
     names = {k: d.name for k, d in enumerate(store.metric_defs)}
     wanted = {store.metric_ids[k] for k, name in names.items() if name in MESSAGE_STATS or name in FORM_STATS}
     conversion = store.metric_index.get(conversion_metric_id or "", -1)
@@ -85,14 +85,14 @@ def _build(data: AccountData, conversion_metric_id: str | None) -> Tallies:
     forms: dict[str, Events] = {}
     for t, idx in store.iter_keys(EventQuery(metric_ids=frozenset(wanted))):
         metric = store.metric_of(idx)
-        message, form, value = store.report_facts(idx)
+        message, form, value = credit.report_facts(idx)
         name = names.get(metric, "")
         if metric == conversion:
             if store.metric_defs[metric].kind not in CONVERSION_KINDS or value is None:
                 continue
-            credit = store.credited(idx)
-            if credit is not None:
-                messages.setdefault(credit[0], Events()).conversions.append((credit[1], store.who(idx), value))
+            credited = credit.credited(idx)
+            if credited is not None:
+                messages.setdefault(credited[0], Events()).conversions.append((credited[1], store.who(idx), value))
         elif name in MESSAGE_STATS and message:
             messages.setdefault(message, Events()).kinds.setdefault(MESSAGE_STATS[name], []).append((t, store.who(idx)))
         elif name in FORM_STATS and form:

@@ -335,7 +335,7 @@ def metric_aggregate(data: AccountData, attrs: dict[str, Any], ctx: RequestConte
     for t, idx in store.iter_keys(query):
         props: dict[str, Any] = {}
         if need_props:
-            rec = store.record(idx)
+            rec = data.event_pages.record(idx)
             props = rec.attrs["event_properties"] or {}
             if others and not all(_prop_test(c, props) for c in others):
                 continue

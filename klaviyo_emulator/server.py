@@ -7,64 +7,28 @@ scopes (403), revision (400), rate limits (429), parameters and body (400), then
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import threading
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .api import Api, ApiError, RequestContext
-from .auth import DEMO_API_KEY, AuthFailure, AuthRegistry, Principal
+from .answering import Answerer, Fixtures
+from .api import Api
+from .auth import DEMO_API_KEY, AuthRegistry
 from .campaigns import CampaignApi
 from .catalog_jobs import BulkJobs
-from .contract import body_problems, query_problems, revision_problem
+from .config import EmulatorConfig
 from .data import AccountData
-from .faults import FAULT_KINDS, HTML_502, FaultPlan, ForcedResponse, fault_label, server_error
-from .objects import TEMPLATE_CAP, ObjectApi
-from .ratelimit import Decision, RateLimiter
-from .spec import Operation, RateLimit, get_spec
-from .variance import Variance
-from .writes import MAX_BODY_BYTES, WriteApi, empty_account, too_large
-
-JSON_API = "application/vnd.api+json"
-THROTTLE_DOCS = "https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling#rate-limits"
-
-
-@dataclass
-class EmulatorConfig:
-    """Run-time knobs (mutable while the server runs: tests flip faults, latency and limits)."""
-
-    host: str = "127.0.0.1"
-    port: int = 0
-    size: str = "tiny"
-    seed: int = 1
-    rate_limit_scale: float = 1.0
-    retry_after_omit_rate: float = 0.0
-    latency_ms: float = 0.0
-    latency_jitter_ms: float = 0.0
-    fault_rate: float = 0.0
-    fault_kinds: tuple[str, ...] = FAULT_KINDS
-    timeout_delay_s: float = 5.0
-    daily_limits: bool = True
-    #: Resource type -> attributes served on every such resource beyond the spec (e.g. a field Klaviyo
-    #: has just started sending), to test that the tap names what no schema declares.
-    extra_attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: A new account holding nothing but the account record (what target-klaviyo writes into).
-    empty: bool = False
-    #: Seconds (on the emulator's clock) before a bulk write job is applied.
-    job_delay_s: float = 2.0
-    #: Share of injected 5xx/timeout/drop faults on writes that come after the write was applied.
-    applied_fault_share: float = 0.5
-    #: Share of what the spec leaves open that GET answers vary (omitted, nulled, unlisted fields and enum
-    #: values, partial relationships: klaviyo_emulator/variance.py), by `seed`; 0 serves every attribute.
-    shape_variance: float = 0.0
-    #: Templates an account may hold before POST /api/templates refuses (Klaviyo: 1,000).
-    template_cap: int = TEMPLATE_CAP
+from .faults import HTML_502, FaultPlan, ForcedResponse, fault_label, server_error
+from .objects import ObjectApi
+from .ratelimit import RateLimiter
+from .replies import Reply, dump, error_reply, throttled_reply, truncate
+from .spec import get_spec
+from .writes import WriteApi, empty_account
 
 
 @dataclass
@@ -103,61 +67,6 @@ class RequestLog(list[RequestLogEntry]):
             return list(self)
 
 
-@dataclass
-class _Reply:
-    status: int
-    body: bytes = b""
-    content_type: str = JSON_API
-    headers: dict[str, str] = field(default_factory=dict)
-    template: str | None = None
-    fault: str | None = None
-    no_response: str | None = None  # "drop" / "timeout"
-
-
-def error_doc(
-    status: int,
-    code: str,
-    title: str,
-    detail: str,
-    parameter: str | None = None,
-    pointer: str | None = None,
-    links: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Klaviyo's JSON:API error document."""
-    source = {"parameter": parameter} if parameter else {"pointer": pointer or "/data"}
-    return {
-        "errors": [
-            {
-                "id": str(uuid.uuid4()),
-                "status": status,
-                "code": code,
-                "title": title,
-                "detail": detail,
-                "source": source,
-                "links": links or {},
-                "meta": {},
-            }
-        ]
-    }
-
-
-def _dump(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _error(status: int, code: str, title: str, detail: str, **kw: Any) -> _Reply:
-    return _Reply(status, _dump(error_doc(status, code, title, detail, **kw)))
-
-
-def throttled_reply(retry_after: int, include_header: bool) -> _Reply:
-    unit = "second" if retry_after == 1 else "seconds"
-    detail = f"Request was throttled. Expected available in {retry_after} {unit}."
-    reply = _error(429, "throttled", "Request was throttled.", detail, pointer="/data", links={"type": THROTTLE_DOCS})
-    if include_header:
-        reply.headers["Retry-After"] = str(retry_after)
-    return reply
-
-
 class Emulator:
     """The Klaviyo API emulator: ``with Emulator(EmulatorConfig(...)) as emu: ... emu.base_url``."""
 
@@ -177,15 +86,34 @@ class Emulator:
         self.campaigns = CampaignApi(self.account)
         self.bulk = BulkJobs(self.account, self.writes.book, clock, self.config.job_delay_s)
         self.auth = AuthRegistry()
-        self.limiter = RateLimiter()
+        limiter = RateLimiter()
         self.faults = FaultPlan(self.config.seed)
         self.api = Api(self.account, self.config.extra_attributes)
         self.requests = RequestLog()
         #: (METHOD, spec template) -> a recorded response body served instead of the generated account.
-        self.fixtures: dict[tuple[str, str], dict[str, Any]] = {}
+        self.fixtures: Fixtures = {}
+        #: Answers what the faults let through (klaviyo_emulator/answering.py), from the parts above.
+        self.answerer = Answerer(
+            self.config,
+            (self.auth, limiter, self.faults),
+            self.fixtures,
+            lambda: self.base_url,
+            self.writes,
+            (self.objects, self.campaigns, self.bulk),
+            self.api,
+        )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The rate limiter requests are counted against (tests put in one on a fake clock)."""
+        return self.answerer.limiter
+
+    @limiter.setter
+    def limiter(self, limiter: RateLimiter) -> None:
+        self.answerer.limiter = limiter
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -261,16 +189,6 @@ class Emulator:
         """
         self.fixtures[(method.upper(), template)] = body
 
-    def _fixture_doc(self, op: Operation, ctx: RequestContext) -> dict[str, Any] | None:
-        body = self.fixtures.get((op.method.upper(), op.template))
-        if body is None:
-            return None
-        doc = json.loads(json.dumps(body))
-        if "links" in doc:
-            query = f"?{ctx.raw_query}" if ctx.raw_query else ""
-            doc["links"] = {"self": f"{ctx.base}{ctx.path}{query}", "next": None, "prev": None}
-        return doc
-
     def clear_log(self) -> None:
         self.requests.clear()
 
@@ -284,7 +202,7 @@ class Emulator:
     # ---- request processing (called from handler threads) ----------------------------------------
     def process(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes | None
-    ) -> tuple[_Reply, RequestLogEntry]:
+    ) -> tuple[Reply, RequestLogEntry]:
         split = urllib.parse.urlsplit(raw_path)
         path, raw_query = split.path, split.query
         pairs = urllib.parse.parse_qsl(raw_query, keep_blank_values=True)
@@ -315,27 +233,29 @@ class Emulator:
             return reply, entry
         kind = self.faults.roll(cfg.fault_rate, cfg.fault_kinds)
         if kind is not None and kind != "truncated" and method != "GET" and self.faults.chance(cfg.applied_fault_share):
-            self._answer(method, path, raw_query, pairs, headers, body_text, arrived)  # applied, the answer lost
+            self.answerer.answer(
+                method, path, raw_query, pairs, headers, body_text, arrived
+            )  # applied, the answer lost
             reply = self._fault_reply(kind)
             reply.fault = f"{kind}-applied"
             return reply, entry
         if kind is not None and kind != "truncated":
             reply = self._fault_reply(kind)
             return reply, entry
-        reply = self._answer(method, path, raw_query, pairs, headers, body_text, arrived)
+        reply = self.answerer.answer(method, path, raw_query, pairs, headers, body_text, arrived)
         if kind == "truncated":
-            reply = _truncate(reply)
+            reply = truncate(reply)
             reply.fault = "truncated"
         return reply, entry
 
-    def _fault_reply(self, kind: str) -> _Reply:
+    def _fault_reply(self, kind: str) -> Reply:
         if kind in ("drop", "timeout"):
-            return _Reply(0, no_response=kind, fault=kind)
+            return Reply(0, no_response=kind, fault=kind)
         if kind == "502_html":
-            return _Reply(502, HTML_502.encode(), "text/html", fault=kind)
+            return Reply(502, HTML_502.encode(), "text/html", fault=kind)
         status = int(kind)
         code, title, detail = server_error(status)
-        reply = _error(status, code, title, detail)
+        reply = error_reply(status, code, title, detail)
         reply.fault = kind
         return reply
 
@@ -349,181 +269,29 @@ class Emulator:
         pairs: list[tuple[str, str]],
         headers: dict[str, str],
         body: str | None,
-    ) -> _Reply:
+    ) -> Reply:
         if forced.applied:
-            self._answer(method, path, raw_query, pairs, headers, body)  # done, then its answer is lost
+            self.answerer.answer(method, path, raw_query, pairs, headers, body)  # done, then its answer is lost
         if forced.kind in ("drop", "timeout", "502_html"):
             return self._fault_reply(forced.kind)
         if forced.kind == "truncated":
-            return _truncate(self._answer(method, path, raw_query, pairs, headers, body))
+            return truncate(self.answerer.answer(method, path, raw_query, pairs, headers, body))
         if forced.status == 429 and forced.body is None:
             reply = throttled_reply(forced.retry_after or 1, forced.retry_after is not None)
         elif forced.body is None and forced.status >= 400:
             code, title, detail = (
                 server_error(forced.status) if forced.status >= 500 else ("invalid", "Invalid input.", "Forced error.")
             )
-            reply = _error(forced.status, code, title, detail)
+            reply = error_reply(forced.status, code, title, detail)
         elif isinstance(forced.body, (bytes, str)):
             raw = forced.body.encode() if isinstance(forced.body, str) else forced.body
-            reply = _Reply(forced.status, raw)
+            reply = Reply(forced.status, raw)
         else:
-            reply = _Reply(forced.status, _dump(forced.body if forced.body is not None else {}))
+            reply = Reply(forced.status, dump(forced.body if forced.body is not None else {}))
         if forced.retry_after is not None:
             reply.headers["Retry-After"] = str(forced.retry_after)
         reply.headers.update(forced.headers)
         return reply
-
-    def _answer(
-        self,
-        method: str,
-        path: str,
-        raw_query: str,
-        pairs: list[tuple[str, str]],
-        headers: dict[str, str],
-        body: str | None,
-        arrived: float | None = None,
-    ) -> _Reply:
-        lower = {k.lower(): v for k, v in headers.items()}
-        norm = path.rstrip("/") or "/"
-        if norm == "/oauth/token":
-            if method != "POST":
-                return _error(405, "method_not_allowed", "Method not allowed.", f'Method "{method}" not allowed.')
-            status, token_doc = self.auth.token_endpoint(
-                lower.get("authorization"), lower.get("content-type", ""), body or ""
-            )
-            return _Reply(status, _dump(token_doc), "application/json")
-        spec = get_spec()
-        match = spec.match(method, path)
-        if match is None:
-            if spec.path_known(path):
-                return _error(405, "method_not_allowed", "Method not allowed.", f'Method "{method}" not allowed.')
-            return _error(404, "not_found", "Not found.", f"The path {path} was not found.")
-        op, path_params = match
-        path_params = {k: urllib.parse.unquote(v) for k, v in path_params.items()}  # "%24custom%3A..." ids
-        principal: Principal | None = None
-        if op.scopes:
-            auth = self.auth.authenticate(lower.get("authorization"))
-            if isinstance(auth, AuthFailure):
-                return self._with_limits(op, None, pairs, _auth_error(auth))
-            principal = auth
-            if not principal.allows(op.scopes):
-                return self._with_limits(
-                    op,
-                    principal,
-                    pairs,
-                    _error(
-                        403,
-                        "permission_denied",
-                        "You do not have permission to perform this action.",
-                        "You do not have permission to perform this action.",
-                    ),
-                )
-        problem = revision_problem(lower.get("revision"), op)
-        if problem is not None:
-            return self._with_limits(
-                op,
-                principal,
-                pairs,
-                _error(400, "invalid", "Invalid input.", problem.message, parameter=problem.parameter),
-            )
-        bucket, limit = self._bucket(op, principal, pairs)
-        decision = self.limiter.check(
-            bucket, limit, self.config.rate_limit_scale, self.config.daily_limits, arrived=arrived
-        )
-        if not decision.allowed:
-            omit = self.faults.chance(self.config.retry_after_omit_rate)
-            reply = throttled_reply(decision.retry_after, not omit)
-            reply.fault = "429-limit"
-            return reply
-        problems = query_problems(op, pairs) + body_problems(op, body)
-        if problems:
-            first = problems[0]
-            reply = _error(
-                first.status,
-                first.code,
-                "Invalid input." if first.status == 400 else first.code,
-                first.message,
-                parameter=first.parameter,
-                pointer=first.pointer,
-            )
-            return _add_limit_headers(reply, decision)
-        base = f"http://{lower['host']}" if lower.get("host") else self.base_url
-        params = dict(pairs)
-        parsed_body: Any = None
-        if body:
-            try:
-                parsed_body = json.loads(body)
-            except ValueError:
-                parsed_body = None
-        ctx = RequestContext(
-            base, path, raw_query, pairs, params, parsed_body, path_params, revision=lower.get("revision") or ""
-        )
-        recorded = self._fixture_doc(op, ctx)
-        if recorded is not None:
-            return _add_limit_headers(_Reply(200, _dump(recorded)), decision)
-        try:
-            self.writes.settle()
-            self.bulk.settle()
-            writer = next((w for w in (self.objects, self.campaigns, self.bulk) if w.serves(op)), None)
-            if self.writes.serves(op):
-                status, doc = self.writes.handle(op, ctx, len(body.encode()) if body else 0)
-            elif writer is not None:
-                if body and len(body.encode()) > MAX_BODY_BYTES:
-                    raise too_large(f"The request body is {len(body.encode())} bytes; at most 5 MB is accepted.")
-                status, doc = writer.handle(op, ctx)
-            else:
-                status, doc = self.api.handle(op, ctx)
-        except ApiError as err:
-            reply = _error(err.status, err.code, err.title, err.detail, parameter=err.parameter, pointer=err.pointer)
-            return _add_limit_headers(reply, decision)
-        if self.config.shape_variance and op.method == "GET" and status == 200:
-            parsed = json.loads(doc if isinstance(doc, bytes) else _dump(doc))  # a copy: the account stays as it is
-            doc = Variance(self.config.shape_variance, self.config.seed).vary_document(parsed, op)
-        payload = doc if isinstance(doc, bytes) else _dump(doc)
-        return _add_limit_headers(_Reply(status, payload), decision)
-
-    def _bucket(
-        self, op: Operation, principal: Principal | None, pairs: list[tuple[str, str]]
-    ) -> tuple[str, RateLimit]:
-        quota = principal.quota if principal is not None else "anonymous"
-        bucket = f"{quota}|{op.method} {op.template}"
-        values = dict(pairs)
-        for override in op.rate_overrides:
-            given = values.get(override.param, "").split(",")
-            if any(v == override.value or v.rstrip("s") == override.value for v in given if v):
-                return f"{bucket}|{override.param}={override.value}", override.limit
-        return bucket, op.rate
-
-    def _with_limits(
-        self, op: Operation, principal: Principal | None, pairs: list[tuple[str, str]], reply: _Reply
-    ) -> _Reply:
-        _bucket, limit = self._bucket(op, principal, pairs)
-        scale = self.config.rate_limit_scale
-        steady = max(1, int(limit.steady * scale)) if scale > 0 else limit.steady
-        reply.headers.setdefault("RateLimit-Limit", str(steady))
-        reply.headers.setdefault("RateLimit-Remaining", str(steady))
-        reply.headers.setdefault("RateLimit-Reset", str(max(1, 60 - int(time.time()) % 60)))
-        return reply
-
-
-def _add_limit_headers(reply: _Reply, decision: Decision) -> _Reply:
-    reply.headers["RateLimit-Limit"] = str(decision.limit)
-    reply.headers["RateLimit-Remaining"] = str(decision.remaining)
-    reply.headers["RateLimit-Reset"] = str(decision.reset)
-    return reply
-
-
-def _auth_error(failure: AuthFailure) -> _Reply:
-    if failure.code == "not_authenticated":
-        text = "Authentication credentials were not provided."
-        return _error(401, "not_authenticated", text, text)
-    text = "Incorrect authentication credentials."
-    return _error(401, "authentication_failed", text, text)
-
-
-def _truncate(reply: _Reply) -> _Reply:
-    cut = reply.body[: len(reply.body) // 2]
-    return _Reply(200, cut, reply.content_type, dict(reply.headers), reply.template, "truncated")
 
 
 def _redact_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -592,7 +360,7 @@ class _Server(ThreadingHTTPServer):
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def handleerror_reply(self, request: Any, client_address: Any) -> None:
         # Client disconnects (e.g. after a read timeout) are routine here; keep the console quiet.
         pass
 
@@ -636,7 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             reply, entry = emulator.process(self.command, self.path, headers, body)
         except Exception as exc:  # an emulator bug: answer 500 so the client sees it, and log it
-            reply = _error(500, "error", "A server error occurred.", f"Emulator error: {exc!r}")
+            reply = error_reply(500, "error", "A server error occurred.", f"Emulator error: {exc!r}")
             reply.fault = "emulator-error"
             split = urllib.parse.urlsplit(self.path)
             entry = RequestLogEntry(
