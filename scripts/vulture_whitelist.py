@@ -10,6 +10,7 @@ everywhere: add a name only when every definition of it is such a hook. The refe
 
 from __future__ import annotations
 
+import requests
 from singer_sdk.streams.rest import HTTPRequest
 
 from klaviyo_core.auth import KlaviyoOAuthAuthenticator
@@ -31,8 +32,15 @@ def _read_by_the_sdk(request: HTTPRequest) -> str:
     return request.safe_query_chars
 
 
+def _read_by_requests(session: requests.Session) -> tuple[object, bool]:
+    """`verify` and `trust_env`, set once on the connection's session (klaviyo_core/session.py): read by requests
+    on every request it sends."""
+    return session.verify, session.trust_env
+
+
 _USED_BY_NAME = (
     _read_by_the_sdk,
+    _read_by_requests,
     # singer-sdk's OAuthAuthenticator: the token request's body, and every request's auth.
     KlaviyoOAuthAuthenticator.oauth_request_body,
     KlaviyoOAuthAuthenticator.authenticate_request,
