@@ -298,32 +298,46 @@ class Pacer:
 TIGHT_STEADY_LIMIT = 150
 
 
+def never() -> bool:
+    return False
+
+
 class Slots:
     """At most `size` requests on the wire. When one ends, a request to a tight endpoint goes next: a slot a
     big backfill takes from it costs that endpoint a request its minute never gets back, while the backfill's
-    own endpoint has room to spare."""
+    own endpoint has room to spare. Then an urgent request (one the record writer waits on: the window being
+    written): every other fetch-ahead request only fills the spool, while the writer idles on this one."""
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
         self._used = 0
-        #: Requests waiting for a slot (tight ones first).
-        self.waiting: tuple[int, int] = (0, 0)
+        self._waiting = [0, 0, 0]  # tight, urgent, others
         self._cond = threading.Condition()
 
-    def acquire(self, tight: bool, check_aborted: Callable[[], None]) -> None:
+    @property
+    def waiting(self) -> tuple[int, int, int]:
+        """Requests waiting for a slot: (tight, urgent, others)."""
         with self._cond:
-            self._queue(tight, 1)
+            tight, urgent, others = self._waiting
+            return tight, urgent, others
+
+    def acquire(self, tight: bool, check_aborted: Callable[[], None], urgent: Callable[[], bool] = never) -> None:
+        """Wait for a free slot that no better-ranked request waits for. Urgency can change while a request
+        waits (the writer reaches its window), so it is asked again on every wake-up."""
+        with self._cond:
+            rank = 0 if tight else (1 if urgent() else 2)
+            self._waiting[rank] += 1
             try:
-                while self._used >= self.size or (not tight and self.waiting[0]):
+                while self._used >= self.size or any(self._waiting[:rank]):
                     check_aborted()
                     self._cond.wait(0.2)
+                    if rank and rank != (now := 1 if urgent() else 2):
+                        self._waiting[rank] -= 1
+                        rank = now
+                        self._waiting[rank] += 1
                 self._used += 1
             finally:
-                self._queue(tight, -1)
-
-    def _queue(self, tight: bool, step: int) -> None:
-        tight_waiting, others = self.waiting
-        self.waiting = (tight_waiting + step, others) if tight else (tight_waiting, others + step)
+                self._waiting[rank] -= 1
 
     def release(self) -> None:
         with self._cond:
@@ -340,11 +354,15 @@ class PacedAdapter(HTTPAdapter):
     other thread contends for the GIL) and handed to requests as an in-memory stream.
     """
 
-    def __init__(self, pacer: Pacer, slots: int, check_aborted: Callable[[], None]) -> None:
+    def __init__(
+        self, pacer: Pacer, slots: int, check_aborted: Callable[[], None], urgent: Callable[[], bool] = never
+    ) -> None:
         super().__init__(pool_connections=4, pool_maxsize=max(32, slots))
         self.pacer = pacer
         self.slots = Slots(slots)
         self.check_aborted = check_aborted
+        #: Whether the calling thread's request is one the record writer waits on.
+        self.urgent = urgent
 
     def send(  # type: ignore[override]
         self, request: PreparedRequest, stream: bool = False, timeout: Any = None, **kwargs: Any
@@ -372,7 +390,7 @@ class PacedAdapter(HTTPAdapter):
         tight = limiter is not None and limiter.published[1] <= TIGHT_STEADY_LIMIT
         while True:
             self.check_aborted()
-            self.slots.acquire(tight, self.check_aborted)
+            self.slots.acquire(tight, self.check_aborted, self.urgent)
             try:
                 wait = limiter.try_acquire() if limiter is not None else 0.0
             except BaseException:

@@ -19,7 +19,7 @@ from klaviyo_core import __version__
 from klaviyo_core.auth import KlaviyoKeyAuthenticator, KlaviyoOAuthAuthenticator
 from klaviyo_core.clock import Clock
 from klaviyo_core.connection import DEFAULT_API_URL, SECRET_SETTINGS
-from klaviyo_core.pacing import PacedAdapter, Pacer
+from klaviyo_core.pacing import PacedAdapter, Pacer, never
 from klaviyo_core.spec import SPEC_REVISION
 from klaviyo_core.token_store import RefreshTokenStore
 
@@ -56,6 +56,7 @@ class KlaviyoConnection:
         clock: Clock | None = None,
         config_files: tuple[Path, ...] = (),
         check_aborted: Callable[[], None] | None = None,
+        urgent: Callable[[], bool] | None = None,
     ) -> None:
         self.clock = clock or Clock()
         self.base_url = str(config.get("api_url") or DEFAULT_API_URL).rstrip("/")
@@ -64,7 +65,10 @@ class KlaviyoConnection:
         self.pacer = Pacer(clock=self.clock)
         self.session = requests.Session()
         adapter = PacedAdapter(
-            self.pacer, max(1, int(config.get("max_concurrency") or 8)), check_aborted or (lambda: None)
+            self.pacer,
+            max(1, int(config.get("max_concurrency") or 8)),
+            check_aborted or (lambda: None),
+            urgent or never,
         )
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)

@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from tap_klaviyo.reading.concurrency import Prefetch, ordered
+from tap_klaviyo.reading.concurrency import Prefetch, Waits, ordered
 
 
 def slow_range(start: int, stop: int, delay: float) -> Iterator[int]:
@@ -68,3 +68,35 @@ def test_prefetch_claims_in_any_order_and_bounds_running_jobs() -> None:
     assert prefetch.claim(99) is None
     for key in (1, 2, 4):
         assert list(prefetch.claim(key) or []) == [key, key]
+
+
+def test_the_writer_waits_on_the_window_it_drains_through_a_claimed_job() -> None:
+    """A stream fetched ahead reads two windows on workers. Before the writer claims the stream nobody waits on
+    them; once it does, the window being drained is urgent (its requests go first), the one read ahead is not
+    until its turn."""
+    waits = Waits()
+    urgency: dict[str, list[bool]] = {"first": [], "second": []}
+    claimed = threading.Event()
+
+    def window(name: str) -> Iterator[str]:
+        for page in range(3):
+            if name == "first" and page == 1:
+                assert claimed.wait(10)
+            urgency[name].append(waits.urgent())
+            yield f"{name}{page}"
+
+    def stream() -> Iterator[str]:
+        yield from ordered([partial(window, "first"), partial(window, "second")], ahead=2, buffer=1, waits=waits)
+
+    prefetch: Prefetch[str] = Prefetch(2, waits=waits)
+    prefetch.announce("events", stream)
+    pages = prefetch.claim("events")
+    assert pages is not None
+    got = [next(pages)]
+    claimed.set()
+    got += list(pages)
+    assert got == ["first0", "first1", "first2", "second0", "second1", "second2"]
+    # The second window fetched its first two pages ahead (one page held, the next in hand); its third once the
+    # writer drained it.
+    assert urgency == {"first": [False, True, True], "second": [False, False, True]}
+    assert waits.urgent(), "the writer itself"

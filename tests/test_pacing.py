@@ -231,7 +231,7 @@ def test_a_freed_slot_goes_to_a_request_for_a_tight_endpoint_first() -> None:
         if tight:
             backfill_queued.wait(10)
             for _ in range(1000):  # the backfill is in the queue first
-                if slots.waiting[1] == 1:
+                if slots.waiting[2] == 1:
                     break
                 threading.Event().wait(0.01)
         slots.acquire(tight=tight, check_aborted=lambda: None)
@@ -240,8 +240,8 @@ def test_a_freed_slot_goes_to_a_request_for_a_tight_endpoint_first() -> None:
 
     backfill_queued = threading.Event()
     threads = [
-        threading.Thread(target=request, args=("backfill", False)),
-        threading.Thread(target=request, args=("tight", True)),
+        threading.Thread(target=request, args=("backfill", False), daemon=True),
+        threading.Thread(target=request, args=("tight", True), daemon=True),
     ]
     for thread in threads:
         thread.start()
@@ -249,14 +249,47 @@ def test_a_freed_slot_goes_to_a_request_for_a_tight_endpoint_first() -> None:
     backfill_queued.set()
     # Both are queued behind the held slot, the backfill first.
     for _ in range(1000):
-        if slots.waiting == (1, 1):
+        if slots.waiting == (1, 0, 1):
             break
         threading.Event().wait(0.01)
-    assert slots.waiting == (1, 1)
+    assert slots.waiting == (1, 0, 1)
     slots.release()
     for thread in threads:
         thread.join(10)
     assert order == ["tight", "backfill"]
+
+
+def test_a_freed_slot_goes_to_the_request_the_writer_waits_on_before_the_fetch_ahead() -> None:
+    """Three fetch-ahead requests queue behind a held slot; one of them becomes urgent while it waits (the
+    writer reached its window), and the freed slot goes to it, then to the others in any order."""
+    slots = Slots(1)
+    slots.acquire(tight=False, check_aborted=lambda: None)
+    urgent_now = threading.Event()
+    order: list[str] = []
+
+    def request(name: str) -> None:
+        slots.acquire(tight=False, check_aborted=lambda: None, urgent=lambda: name == "window" and urgent_now.is_set())
+        order.append(name)
+        slots.release()
+
+    threads = [threading.Thread(target=request, args=(name,), daemon=True) for name in ("a", "window", "b")]
+    for thread in threads:
+        thread.start()
+    for _ in range(1000):
+        if slots.waiting == (0, 0, 3):
+            break
+        threading.Event().wait(0.01)
+    assert slots.waiting == (0, 0, 3)
+    urgent_now.set()
+    for _ in range(1000):  # it is asked again when it wakes up (at most 0.2 s later)
+        if slots.waiting == (0, 1, 2):
+            break
+        threading.Event().wait(0.01)
+    assert slots.waiting == (0, 1, 2)
+    slots.release()
+    for thread in threads:
+        thread.join(10)
+    assert order[0] == "window" and sorted(order) == ["a", "b", "window"]
 
 
 def test_slots_never_let_more_than_their_size_on_the_wire() -> None:

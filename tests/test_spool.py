@@ -98,8 +98,62 @@ def test_a_full_or_refused_spool_keeps_pages_in_memory(tmp_path: Any) -> None:
     spilled = spool.put(page)
     assert spilled is not None and len(spilled) == 3
     assert list(spilled) == page
+    unread = spool.put(page)
+    assert unread is not None
     assert spool.put(page * 100) is None  # past the limit
     spool.close()
     assert spool.put(page) is None
     with pytest.raises(RuntimeError, match="closed"):
-        list(spilled)
+        list(unread)
+
+
+def open_spool_files(directory: Any) -> int:
+    """The spool's files, seen as the process's open descriptors into `directory` (they have no name)."""
+    import os
+    from pathlib import Path
+
+    prefix = f"{Path(directory).resolve()}/"
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            count += os.readlink(fd).startswith(prefix)
+        except OSError:
+            continue
+    return count
+
+
+def test_pages_read_back_give_their_disk_back_so_a_backfill_passes_through_many_times_the_limit(tmp_path: Any) -> None:
+    page = [{"id": str(i), "payload": "x" * 200} for i in range(10)]
+    measure = Spool(directory=str(tmp_path))
+    assert measure.put(page) is not None
+    page_bytes = measure.live
+    measure.close()
+    # Room for 4 pages waiting, segments of 2 pages.
+    spool = Spool(limit=4 * page_bytes, directory=str(tmp_path), segment_bytes=2 * page_bytes)
+    waiting = [spool.put(page) for _ in range(4)]
+    assert all(p is not None for p in waiting)
+    assert spool.put(page) is None, "the limit counts what waits on disk"
+    assert not spool.usable
+    passed = 0
+    for _ in range(50):  # 200 pages through a spool that holds 4
+        for spilled in waiting:
+            assert spilled is not None
+            assert list(spilled) == page
+            passed += 1
+        waiting = [spool.put(page) for _ in range(4)]
+        assert all(p is not None for p in waiting), f"no room after {passed} pages were read back"
+        assert spool.live <= 4 * page_bytes
+        assert open_spool_files(tmp_path) <= 3  # the segments still waiting, never the ones read back
+    assert spool.written == 204 * page_bytes and spool.pages == 204
+    assert spool.peak == 4 * page_bytes
+    spool.close()
+    assert open_spool_files(tmp_path) == 0 and spool.live == 0
+
+
+def test_a_page_is_read_back_once(tmp_path: Any) -> None:
+    spool = Spool(directory=str(tmp_path))
+    spilled = spool.put([{"id": "1"}])
+    assert spilled is not None and spilled.load() == [{"id": "1"}]
+    with pytest.raises(RuntimeError, match="twice"):
+        spilled.load()
+    spool.close()

@@ -10,6 +10,7 @@ fetched-ahead JSON is spent.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections import deque
@@ -22,6 +23,48 @@ _DONE = object()
 
 #: JSON a run may hold for jobs the main thread has not reached yet (about four times that in memory).
 MAX_HELD_BYTES = 8 * 1024 * 1024
+
+
+class Waits:
+    """Which worker threads the record writer (the main thread) waits on: the job it drains, and through it the
+    job that one drains (a claimed stream's window being written). Their requests go first (`Slots`): every
+    other fetch-ahead request only adds to what waits on disk, while the writer idles on these."""
+
+    def __init__(self) -> None:
+        self._writer = threading.main_thread().ident
+        #: producer thread -> the thread draining it
+        self._drained_by: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def draining(self, producer: threading.Thread) -> Iterator[None]:
+        """The calling thread drains `producer` for as long as the block lasts."""
+        ident = producer.ident
+        if ident is not None:
+            with self._lock:
+                self._drained_by[ident] = threading.get_ident()
+        try:
+            yield
+        finally:
+            if ident is not None:
+                with self._lock:
+                    self._drained_by.pop(ident, None)
+
+    def urgent(self) -> bool:
+        """The calling thread is the writer, or the writer waits on it through a chain of drains."""
+        ident: int | None = threading.get_ident()
+        with self._lock:
+            for _ in range(8):  # a chain is two or three long: job, window
+                if ident == self._writer:
+                    return True
+                ident = self._drained_by.get(ident) if ident is not None else None
+                if ident is None:
+                    return False
+        return False
+
+
+def draining(waits: Waits | None, producer: threading.Thread) -> contextlib.AbstractContextManager[None]:
+    return waits.draining(producer) if waits is not None else contextlib.nullcontext()
 
 
 class _Failure:
@@ -112,6 +155,10 @@ class Job(Generic[T]):
     def cancel(self) -> None:
         self._cancelled.set()
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
     def waiting(self) -> int:
         """Results produced and not taken yet."""
         return self._waiting
@@ -123,6 +170,8 @@ def ordered(
     buffer: int = 4,
     ready: int = 2,
     spill: Callable[[T], T | None] | None = None,
+    *,
+    waits: Waits | None = None,
 ) -> Iterator[T]:
     """Everything the producers yield, producer by producer, with up to `ahead` of them running at once; each
     holds `buffer` results in memory, and with `spill` puts the rest on disk rather than wait for the consumer.
@@ -131,7 +180,7 @@ def ordered(
     faster than emitting (low latency) fewer threads run, which costs less CPU than more of them contending
     for the GIL; when it is slower (high latency) all `ahead` run. With `spill`, fetching ahead is the point
     (requests are dear, disk is cheap): a producer that is done no longer counts, and the next one starts at
-    once, whatever waits.
+    once, whatever waits. With `waits`, the producer being drained is urgent while the consumer is.
     """
     if ahead <= 1:
         for produce in producers:
@@ -156,9 +205,10 @@ def ordered(
     top_up()
     try:
         while running:
-            for item in running[0].results():
-                yield item
-                top_up()
+            with draining(waits, running[0].thread):
+                for item in running[0].results():
+                    yield item
+                    top_up()
             with lock:
                 running.popleft()
             top_up()
@@ -269,6 +319,10 @@ class _PrefetchJob(Generic[T]):
                 self._budget.cond.notify_all()
             yield item  # type: ignore[misc]
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
     def cancel(self) -> None:
         """Stop producing and give back what was queued and never taken."""
         with self._budget.cond:
@@ -301,8 +355,11 @@ class Prefetch(Generic[T]):
         budget: Budget | None = None,
         spill: Callable[[T], T | None] | None = None,
         spill_has_room: Callable[[], bool] = lambda: True,
+        *,
+        waits: Waits | None = None,
     ) -> None:
         self._ahead = ahead
+        self._waits = waits
         self._buffer = buffer
         self._budget = budget or Budget()
         self._spill = spill
@@ -361,7 +418,8 @@ class Prefetch(Generic[T]):
 
     def _drain(self, key: Hashable, job: _PrefetchJob[T]) -> Iterator[T]:
         try:
-            yield from job.results()
+            with draining(self._waits, job.thread):
+                yield from job.results()
         finally:
             with self._lock:
                 self._jobs.pop(key, None)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from klaviyo_core.pacing import Pacer
 from klaviyo_core.spec import Endpoint
-from tap_klaviyo.reading.concurrency import Budget
+from tap_klaviyo.reading.concurrency import Budget, Waits
 from tap_klaviyo.reading.pagination import ApiPage
 from tap_klaviyo.reading.progress import RunStats
 from tap_klaviyo.reading.query import Query
@@ -40,6 +40,9 @@ class RunResources(Protocol):
 
     @property
     def spool(self) -> Spool: ...
+
+    @property
+    def waits(self) -> Waits: ...
 
     def check_aborted(self) -> None: ...
 

@@ -47,7 +47,11 @@ class Fanout:
         spool = stream.run.spool
         spill = spool.spill if self.big else None
         self.prefetch: Prefetch[Page] = Prefetch(
-            stream.concurrency, budget=budget, spill=spill, spill_has_room=lambda: spool.usable
+            stream.concurrency,
+            budget=budget,
+            spill=spill,
+            spill_has_room=lambda: spool.usable,
+            waits=stream.run.waits,
         )
         self.announced = False
         #: child stream name -> parent id -> rows (sideloaded resources, or rows derived from the record).

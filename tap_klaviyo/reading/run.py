@@ -30,7 +30,7 @@ from klaviyo_core.errors import KlaviyoAuthError
 from klaviyo_core.session import KlaviyoConnection
 from tap_klaviyo.reading import progress
 from tap_klaviyo.reading.bookmarks import BookmarkGuard
-from tap_klaviyo.reading.concurrency import Budget
+from tap_klaviyo.reading.concurrency import Budget, Waits
 from tap_klaviyo.reading.progress import LeanGarbageCollection, Reporter, Stopwatch
 from tap_klaviyo.reading.settings import parse_date_setting
 from tap_klaviyo.reading.spool import Spool
@@ -54,6 +54,8 @@ class KlaviyoRun:
         self.config_files = config_files
         self.logger = logger
         self.clock = clock or Clock()
+        #: Which workers the record writer waits on: their requests go first.
+        self.waits = Waits()
         self.started: datetime = self.clock.now().astimezone(timezone.utc)
         self.started_iso = self.started.isoformat()
         #: The one connection (session, pacing, auth, secrets, headers) the target builds the same way.
@@ -64,6 +66,7 @@ class KlaviyoRun:
             clock=self.clock,
             config_files=config_files,
             check_aborted=self.check_aborted,
+            urgent=self.waits.urgent,
         )
         self.secrets = self.connection.secrets
         self.end_date = parse_date_setting(config, "end_date") if config.get("end_date") else None

@@ -119,7 +119,7 @@ def windowed_pages(stream: PageSource, context: Mapping[str, Any] | None) -> Ite
     # them start at once (the wire still carries `max_concurrency`): one may hold a burst of updates that only
     # a cursor can read (thousands of profiles updated in the same second), and it should not start last.
     spill, ahead = (run.spool.spill, len(producers)) if long else (None, stream.concurrency)
-    for chunk in ordered(producers, ahead=ahead, buffer=1, spill=spill):
+    for chunk in ordered(producers, ahead=ahead, buffer=1, spill=spill, waits=run.waits):
         run.check_aborted()
         yield chunk
 
