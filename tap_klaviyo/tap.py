@@ -94,7 +94,7 @@ class TapKlaviyo(Tap):
     # -- the run's lifecycle: one owner -----------------------------------------------------------------
 
     def __enter__(self) -> TapKlaviyo:
-        """A run of this tap is owned: its end (summary, spool removed, workers stopped, gc settings given back,
+        """A run of this tap is owned: its end (summary, spool removed, workers stopped, memory settings given back,
         output flushed) comes when the block is left, once, whatever failed inside it."""
         self.run.own()
         return self

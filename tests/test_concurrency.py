@@ -100,3 +100,30 @@ def test_the_writer_waits_on_the_window_it_drains_through_a_claimed_job() -> Non
     # writer drained it.
     assert urgency == {"first": [False, True, True], "second": [False, False, True]}
     assert waits.urgent(), "the writer itself"
+
+
+def test_with_a_spool_only_the_job_being_drained_holds_results_in_memory() -> None:
+    """A window read ahead puts every page on disk, its first too; the one being written keeps its own in
+    memory. (A 10-million-event backfill has sixteen windows of 1,000-event pages: sixteen pages less.)"""
+    spilled: list[int] = []
+
+    def spill(item: int) -> int:
+        spilled.append(item)
+        return -item
+
+    second_ended = threading.Event()
+
+    def first() -> Iterator[int]:
+        yield 1
+        assert second_ended.wait(10)
+        yield 2
+
+    def second() -> Iterator[int]:
+        yield from (10, 11, 12)
+        second_ended.set()
+
+    got = list(ordered([first, second], ahead=2, buffer=1, spill=spill))
+    assert [abs(item) for item in got] == [1, 2, 10, 11, 12]
+    assert got[0] == 1, "the job being drained keeps its page in memory"
+    # Its second page goes to disk only if the first was not taken yet (a buffer of one).
+    assert [item for item in spilled if item >= 10] == [10, 11, 12], "the job read ahead kept a page in memory"

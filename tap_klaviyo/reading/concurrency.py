@@ -87,6 +87,8 @@ class Job(Generic[T]):
         buffer: int = 4,
         spill: Callable[[T], T | None] | None = None,
         on_done: Callable[[], None] | None = None,
+        *,
+        leading: bool = False,
     ) -> None:
         self._produce = produce
         self._buffer = buffer
@@ -98,6 +100,8 @@ class Job(Generic[T]):
         self._waiting = 0  # results not taken yet, in memory or on disk
         self._cond = threading.Condition()
         self._cancelled = threading.Event()
+        #: Its results are being drained (it holds `buffer` of them in memory from now on).
+        self.leading = leading
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -109,7 +113,7 @@ class Job(Generic[T]):
             return True
         while not self._cancelled.is_set():
             with self._cond:
-                if self._held < self._buffer:
+                if self._held < self._memory():
                     self._held += 1
                     self._waiting += 1
                     self._queue.put((item, True))
@@ -121,7 +125,7 @@ class Job(Generic[T]):
                     self._queue.put((spilled, False))
                 return True
             with self._cond:
-                if self._held >= self._buffer:
+                if self._held >= self._memory():
                     self._cond.wait(0.2)
         return False
 
@@ -151,6 +155,17 @@ class Job(Generic[T]):
             if isinstance(item, _Failure):
                 raise item.exc
             yield item  # type: ignore[misc]
+
+    def _memory(self) -> int:
+        """Results it may hold in memory: with a spool, a job read ahead holds none (they go to disk), and only
+        the one being drained holds `buffer`."""
+        return self._buffer if self.leading or self._spill is None else 0
+
+    def lead(self) -> None:
+        """Its turn has come: results go to memory again, up to `buffer`."""
+        with self._cond:
+            self.leading = True
+            self._cond.notify_all()
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -200,11 +215,13 @@ def ordered(
                 produce = None if busy else next(pending, None)
                 if produce is None:
                     return
-                running.append(Job(produce, buffer, spill, on_done=top_up if spill is not None else None))
+                on_done = top_up if spill is not None else None
+                running.append(Job(produce, buffer, spill, on_done=on_done, leading=not running))
 
     top_up()
     try:
         while running:
+            running[0].lead()
             with draining(waits, running[0].thread):
                 for item in running[0].results():
                     yield item

@@ -12,7 +12,6 @@ carries the same counts per stream.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -218,28 +217,6 @@ def peak_memory_mb() -> float | None:
     except ImportError:  # Windows
         return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class LeanGarbageCollection:
-    """Pages of JSON are acyclic and short-lived: while a sync runs, collect less often and never walk what
-    start-up loaded. With the default thresholds every page decoded on a worker triggers collections that
-    traverse every buffered page, tripling the CPU a page costs. The settings are the process's: `stop`
-    gives back the ones `start` found (the run calls it at its end, also when a stream failed)."""
-
-    def __init__(self) -> None:
-        self.saved: tuple[int, ...] | None = None
-
-    def start(self) -> None:
-        if self.saved is None:
-            self.saved = gc.get_threshold()
-            gc.freeze()
-            gc.set_threshold(50_000, 20, 100)
-
-    def stop(self) -> None:
-        if self.saved is not None:
-            gc.set_threshold(*self.saved)
-            gc.unfreeze()
-            self.saved = None
 
 
 #: SDK lines a user can do nothing about, kept for DEBUG: suppression streams are unsorted by nature (their

@@ -7,13 +7,14 @@ The lifecycle has one owner: the tap, as a context manager (`with TapKlaviyo(...
 which the sync command and `--test` open around the SDK's final `sync_all` (it has no begin or end hook):
 1. `own()` when the block is entered.
 2. `begin()` when the first stream asks for records (the SDK's `get_records`; the catalog's selection is final
-   by then, also for `--test`, which selects every stream): progress reporting, early fetches, lean gc.
+   by then, also for `--test`, which selects every stream): progress reporting, early fetches, lean memory
+   settings (gc thresholds, malloc arenas).
 3. A top-level stream's end is the SDK's `finalize_state_progress_markers` (its workers stop, a full read
    releases its ACTIVATE_VERSION, records without their key are counted).
 4. `end()` when the block is left, once, whatever failed inside it (a fetch, `post_process`, a child sync,
-   the record writer): summary, workers stopped, spool removed, gc settings given back, output flushed.
+   the record writer): summary, workers stopped, spool removed, memory settings given back, output flushed.
 A caller that calls `sync_all` without the block (the SDK's own test runner) gets an unowned run: no progress
-thread and no gc tuning, which only an owner can give back; fetch-ahead workers are daemon threads.
+thread and no memory settings, which only an owner can give back; fetch-ahead workers are daemon threads.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from klaviyo_core.session import KlaviyoConnection
 from tap_klaviyo.reading import progress
 from tap_klaviyo.reading.bookmarks import BookmarkGuard
 from tap_klaviyo.reading.concurrency import Budget, Waits
-from tap_klaviyo.reading.progress import LeanGarbageCollection, Reporter, Stopwatch
+from tap_klaviyo.reading.memory import LeanMemory
+from tap_klaviyo.reading.progress import Reporter, Stopwatch
 from tap_klaviyo.reading.settings import parse_date_setting
 from tap_klaviyo.reading.spool import Spool
 
@@ -84,7 +86,7 @@ class KlaviyoRun:
         self.owned = False
         self.began = False
         self.reporter: Reporter | None = None
-        self.gc = LeanGarbageCollection()
+        self.memory = LeanMemory()
         self.ended = False
         self.lock = threading.Lock()
         #: What one stream found that the run's other streams reuse (`once`), by what it is.
@@ -104,7 +106,7 @@ class KlaviyoRun:
         self.began = True
         active = [s for s in self.streams if s.selected or s.has_selected_descendents]
         if self.owned:  # what only `end` undoes starts only when `end` is certain
-            self.gc.start()
+            self.memory.start()
             self.reporter = Reporter(active, self.logger, progress.PROGRESS_INTERVAL_S)
             self.reporter.start()
         started = sorted(s.name for s in active if s.parent_stream_type is None and s.fanout.start_early())
@@ -126,7 +128,7 @@ class KlaviyoRun:
             if not isinstance(failure, KlaviyoAuthError):
                 self.reporter.summary()
             self.reporter = None
-        self.gc.stop()
+        self.memory.stop()
         if self.on_end is not None:
             self.on_end()
 
