@@ -14,7 +14,12 @@ from tap_klaviyo.reading.memory import LeanMemory
 def test_an_owned_run_limits_malloc_arenas_and_gives_the_settings_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     asked: list[int] = []
-    monkeypatch.setattr(memory, "limit_malloc_arenas", lambda count: asked.append(count) or True)
+
+    def limit(count: int) -> bool:
+        asked.append(count)
+        return True
+
+    monkeypatch.setattr(memory, "limit_malloc_arenas", limit)
     before = gc.get_threshold()
     lean = LeanMemory()
     lean.start()
