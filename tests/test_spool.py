@@ -157,3 +157,21 @@ def test_a_page_is_read_back_once(tmp_path: Any) -> None:
     with pytest.raises(RuntimeError, match="twice"):
         spilled.load()
     spool.close()
+
+
+@pytest.mark.parametrize(
+    ("pages", "plan"),
+    [
+        (10_000, (200, True)),  # the xlarge account's profiles: windows of 50 pages, 16 fetching at once
+        (683, (16, True)),  # the large account's: two per worker
+        (100, (50, False)),  # less than half a minute of the endpoint: short windows
+    ],
+)
+def test_dear_ranges_are_cut_into_windows_of_about_fifty_pages(pages: int, plan: tuple[int, bool]) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    oldest = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    lower = oldest + timedelta(minutes=1)  # the first page covered a minute
+    stop = lower + timedelta(minutes=pages)
+    first_page = [{"updated": oldest.isoformat()}]
+    assert windows.window_plan(first_page, "updated", lower, stop, concurrency=8, steady=750) == plan

@@ -7,9 +7,10 @@ strictly in order so the bookmark only moves forward and memory stays flat.
 Each window ends on a part-filled page, so every cut costs about half a request. Where requests are cheap
 (the range needs less than half of the endpoint's steady minute) windows are short, about `PAGES_PER_WINDOW`
 pages, so the window being written never waits on a long chain of pages. Where they are dear (profiles: a
-large account's range is more than a minute of the endpoint's limit) there are only `LONG_WINDOWS_PER_WORKER`
-per worker, and the windows read ahead of the one being written put their pages on the run's spool (disk)
-instead of pausing, so every worker keeps fetching.
+large account's range is more than a minute of the endpoint's limit) windows are long, about
+`LONG_WINDOW_PAGES` pages, `LONG_WINDOWS_PER_WORKER` per worker fetch at once in order, and the windows read
+ahead of the one being written put their pages on the run's spool (disk) instead of pausing, so every worker
+keeps fetching.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ from tap_klaviyo.reading.spool import Page
 #: Time windows of a windowed stream: sized for about this many pages each, and at most this many.
 PAGES_PER_WINDOW = 2
 MAX_WINDOWS = 2000
-#: Windows per worker where requests are dear (each cut costs a request against a tight steady limit).
+#: Where requests are dear (each cut costs half a request against a tight steady limit): windows of about this
+#: many pages (a cut per 50 pages: 1 % more requests), at least `LONG_WINDOWS_PER_WORKER` per worker.
+LONG_WINDOW_PAGES = 50
+#: Long windows fetching at once, per worker (the others wait their turn, in order).
 LONG_WINDOWS_PER_WORKER = 2
 
 
@@ -46,8 +50,8 @@ def window_plan(
 ) -> tuple[int, bool]:
     """How many windows to cut the rest of the range into, from the first page's density, and whether they
     are long: about `PAGES_PER_WINDOW` pages each while the range needs less than half of one of the
-    endpoint's `steady` minutes (densities vary: the estimate is rough), else `LONG_WINDOWS_PER_WORKER` per
-    worker."""
+    endpoint's `steady` minutes (densities vary: the estimate is rough), else about `LONG_WINDOW_PAGES` pages
+    each and at least `LONG_WINDOWS_PER_WORKER` per worker."""
     oldest = parse_utc(first_page[0].get(key))
     covered = (lower - oldest).total_seconds() if oldest is not None else 0.0
     if covered <= 0:
@@ -56,7 +60,7 @@ def window_plan(
     short = max(1, min(MAX_WINDOWS, math.ceil(expected_pages / PAGES_PER_WINDOW)))
     if steady is None or expected_pages + short / 2 <= steady / 2:
         return short, False
-    long = concurrency * LONG_WINDOWS_PER_WORKER
+    long = max(concurrency * LONG_WINDOWS_PER_WORKER, math.ceil(expected_pages / LONG_WINDOW_PAGES))
     return (long, True) if long < short else (short, False)
 
 
@@ -115,10 +119,13 @@ def windowed_pages(stream: PageSource, context: Mapping[str, Any] | None) -> Ite
         )
         for i, (lo, hi) in enumerate(bounds)
     ]
-    # One page in memory per window. Long windows put the rest on disk rather than stop fetching, and all of
-    # them start at once (the wire still carries `max_concurrency`): one may hold a burst of updates that only
-    # a cursor can read (thousands of profiles updated in the same second), and it should not start last.
-    spill, ahead = (run.spool.spill, len(producers)) if long else (None, stream.concurrency)
+    # One page in memory for the window being written. Long windows read ahead put theirs on disk rather than
+    # stop fetching; two per worker fetch at once, in order, so the writer follows the fetch and what waits on
+    # disk stays a few windows' worth (all at once, each would advance at 1/n of the endpoint's pace, and the
+    # writer would wait on the first while the rest piled up on disk).
+    spill, ahead = (
+        (run.spool.spill, stream.concurrency * LONG_WINDOWS_PER_WORKER) if long else (None, stream.concurrency)
+    )
     for chunk in ordered(producers, ahead=ahead, buffer=1, spill=spill, waits=run.waits):
         run.check_aborted()
         yield chunk

@@ -76,9 +76,10 @@ class Lists:
             if found is not None:
                 return found, name in self.created
             if self.dry_run:
-                first = name not in self.would_create
+                # As in a real run, where `created` says so to every sink, whichever asked first (a membership
+                # may be drained before its list row): the list sink counts it created either way.
                 self.would_create.add(name)
-                return None, first
+                return None, True
             if self.capped:
                 raise ListCapReached(DAILY_CAP_MESSAGE)
             attributes: dict[str, str] = {"name": name}
