@@ -25,6 +25,9 @@ class ListSink(KlaviyoSink):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.mirror = Mirror()
+        #: Names counted as created: a list is created once a run, whichever sink got there first and however
+        #: many of its rows come (the rest count unchanged).
+        self.counted_created: set[str] = set()
 
     @override
     def activate_version(self, new_version: int) -> None:
@@ -94,7 +97,10 @@ class ListSink(KlaviyoSink):
             except ListCapReached as exc:
                 self.reject(row, str(exc))
                 continue
-            self.count("created" if created else "unchanged")
+            with self.klaviyo.lists.lock:  # units of this sink may run at once
+                first = created and name not in self.counted_created
+                self.counted_created.add(name)
+            self.count("created" if first else "unchanged")
 
     def remove(self, name: str) -> str:
         """Delete the list named `name` (absent: nothing to do)."""
