@@ -116,7 +116,9 @@ def uv_bin() -> str | None:
 
 def ensure_tool(venv: Path, package: str, version: str, executable: str) -> Path:
     """A tool in a virtual environment of its own (installed once, again only when the pin changes), with uv
-    when there is one (seconds instead of a minute for Airflow), else pip."""
+    when there is one (seconds instead of a minute for Airflow), else pip. Its bytecode is compiled at install
+    (pip does so anyway): where PYTHONDONTWRITEBYTECODE is set, nothing caches it later, and every start of
+    Meltano would compile it again (1.9 s instead of 0.6 s)."""
     exe = venv / "bin" / executable
     with locked(venv.with_name(f"{venv.name}.lock")):
         if exe.exists():
@@ -135,7 +137,8 @@ def ensure_tool(venv: Path, package: str, version: str, executable: str) -> Path
         else:
             subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
             python = str(venv / "bin" / "python")
-            subprocess.run([uv, "pip", "install", "-q", "--python", python, f"{package}=={version}"], check=True)
+            install = [uv, "pip", "install", "-q", "--compile-bytecode", "--python", python, f"{package}=={version}"]
+            subprocess.run(install, check=True)
     return exe
 
 
@@ -147,6 +150,9 @@ def ensure_meltano() -> Path:
 def meltano_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("MELTANO_SEND_ANONYMOUS_USAGE_STATS", "false")
+    # Meltano installs the plugins with uv: their bytecode compiled then, not on every start where
+    # PYTHONDONTWRITEBYTECODE is set (dbt starts in 1.5 s instead of 2.8 s).
+    env.setdefault("UV_COMPILE_BYTECODE", "1")
     env.update(extra or {})
     return env
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,10 +12,13 @@ from klaviyo_emulator import DEMO_API_KEY, Emulator, EmulatorConfig
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests (the longest, up to minutes each) first, in their usual order. Under xdist's
-    loadfile, files go biggest first and this order only breaks ties (several e2e files hold one test); with
-    `-n0` the long tests run first."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    """The end-to-end modules (the longest, up to minutes each) first, then the others; within each, the module
+    with the most tests first. xdist hands out modules in this order (loadfile, `--no-loadscope-reorder` in
+    pyproject.toml): the long ones start early and the run ends on short modules, so neither worker sits idle
+    while the other finishes a minute-long test (by xdist's own order, tests per file, the one-test e2e
+    modules came last). With `-n0` the long tests run first too."""
+    per_module = Counter(item.path for item in items)
+    items.sort(key=lambda item: (item.get_closest_marker("e2e") is None, -per_module[item.path]))
 
 
 @pytest.fixture(scope="session")

@@ -117,10 +117,16 @@ def run_cli(
     timeout: float = 300,
     command: str | None = None,
     stdin: str | None = None,
+    waits: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """The real command line in a subprocess: exit codes and exactly what a user would see. `command`: an
-    installed console script (`tap-klaviyo`, `target-klaviyo`) instead of `python -m tap_klaviyo`."""
+    installed console script (`tap-klaviyo`, `target-klaviyo`) instead of `python -m tap_klaviyo`. `waits`:
+    the retries wait on a fake clock (tests/fake_time_run.py), and this file gets the seconds they chose."""
     cmd = [str(Path(sys.executable).parent / command)] if command else [sys.executable, "-m", "tap_klaviyo"]
+    if waits is not None:
+        assert command is None, "fake time runs `python -m tap_klaviyo`"
+        cmd[2:2] = ["tests.fake_time_run"]
+        env = {**(env or {}), "FAKE_CLOCK_WAITS": str(waits)}
     cmd += args
     if config is not None:
         config_file = tmp_path / "config.json"

@@ -73,6 +73,7 @@ class Meltano:
         env["MELTANO_SYS_DIR_ROOT"] = str(sys_dir())
         env["MELTANO_DATABASE_URI"] = f"sqlite:///{self.home / 'meltano.db'}"
         env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        env["UV_COMPILE_BYTECODE"] = "1"  # plugins compiled once at install (scripts/sync.py's meltano_env says why)
         env.update(extra or {})
         return env
 

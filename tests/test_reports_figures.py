@@ -5,12 +5,13 @@ independently. Fixed timeframes (`end_date` in the generated timeline): nothing 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from klaviyo_emulator import Emulator
+from klaviyo_emulator import Emulator, EmulatorConfig
 from tests.conftest import config_for
 from tests.harness import SyncResult, run_tap, select_only
 
@@ -66,6 +67,14 @@ class Account:
             for e in self.events.values()
             if e["metric"] in RECIPIENTS and (e["event_properties"] or {}).get("$message") == message
         )
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    """The tiny account of its own: on the session's, other modules' report requests of the same minute leave
+    `RateLimit-Remaining` at 0, and the tap then rightly waits for the reset (up to a minute)."""
+    with Emulator(EmulatorConfig(size="tiny", rate_limit_scale=0.0)) as emu:
+        yield emu
 
 
 @pytest.fixture(scope="module")
