@@ -175,3 +175,16 @@ def test_dear_ranges_are_cut_into_windows_of_about_fifty_pages(pages: int, plan:
     stop = lower + timedelta(minutes=pages)
     first_page = [{"updated": oldest.isoformat()}]
     assert windows.window_plan(first_page, "updated", lower, stop, concurrency=8, steady=750) == plan
+
+
+def test_the_spool_takes_at_most_half_the_free_disk(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from tap_klaviyo.reading import spool as spool_module
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(100 * 1024**3, 98 * 1024**3, 2 * 1024**3))
+    assert Spool(directory=str(tmp_path)).limit == 1024**3
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**15, 0, 10**15))
+    assert Spool(directory=str(tmp_path)).limit == spool_module.SPOOL_LIMIT_BYTES

@@ -7,7 +7,8 @@ after the events are written. Pages past the budget go to unlinked temporary fil
 msgpack, and are read back when the main thread writes their records.
 
 The files are segments of `SEGMENT_BYTES`: a segment whose pages have all been read back is removed at once,
-so the disk holds what is waiting, not what ever waited, and `SPOOL_LIMIT_BYTES` bounds what waits. A
+so the disk holds what is waiting, not what ever waited, and `SPOOL_LIMIT_BYTES` (or half the free space)
+bounds what waits. A
 10-million-event backfill passes through the spool several times its limit. The files are gone when the run
 ends or the process dies; a full disk, or more than the limit waiting, only brings back the pause.
 """
@@ -15,6 +16,7 @@ ends or the process dies; a full disk, or more than the limit waiting, only brin
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -22,10 +24,22 @@ from typing import IO, Any
 
 import msgspec
 
-#: At most this much waiting on disk per run (beyond it, fetching ahead pauses as it does without a spool).
-SPOOL_LIMIT_BYTES = 4 * 1024**3
+#: At most this much waiting on disk per run, and at most half the space free where it goes (beyond it,
+#: fetching ahead pauses as it does without a spool). A 1,000,000-profile backfill fetched while 10,000,000
+#: events are written waits there: about 5 GB.
+SPOOL_LIMIT_BYTES = 16 * 1024**3
 #: One file's size: the file goes once every page in it has been read back.
 SEGMENT_BYTES = 64 * 1024**2
+
+
+def default_limit(directory: str | None) -> int:
+    """`SPOOL_LIMIT_BYTES`, or half the space free where the files go if that is less: the spool never
+    takes the last of a shared disk."""
+    try:
+        free = shutil.disk_usage(directory or tempfile.gettempdir()).free
+    except OSError:
+        return SPOOL_LIMIT_BYTES  # a write that fails still ends spilling (`put`)
+    return min(SPOOL_LIMIT_BYTES, free // 2)
 
 
 class Segment:
@@ -82,9 +96,9 @@ class Spool:
     segment removed once it is read back."""
 
     def __init__(
-        self, limit: int = SPOOL_LIMIT_BYTES, directory: str | None = None, segment_bytes: int = SEGMENT_BYTES
+        self, limit: int | None = None, directory: str | None = None, segment_bytes: int = SEGMENT_BYTES
     ) -> None:
-        self.limit = limit
+        self.limit = limit if limit is not None else default_limit(directory)
         self.directory = directory
         self.segment_bytes = segment_bytes
         #: Bytes on disk now (segments not removed yet); `peak` is the most it held.
