@@ -31,34 +31,31 @@ class Waits:
     other fetch-ahead request only adds to what waits on disk, while the writer idles on these."""
 
     def __init__(self) -> None:
-        self._writer = threading.main_thread().ident
-        #: producer thread -> the thread draining it
-        self._drained_by: dict[int, int] = {}
+        self._writer = threading.main_thread()
+        #: producer thread -> the thread draining it (threads, not their idents: an ident is reused)
+        self._drained_by: dict[threading.Thread, threading.Thread] = {}
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def draining(self, producer: threading.Thread) -> Iterator[None]:
         """The calling thread drains `producer` for as long as the block lasts."""
-        ident = producer.ident
-        if ident is not None:
-            with self._lock:
-                self._drained_by[ident] = threading.get_ident()
+        with self._lock:
+            self._drained_by[producer] = threading.current_thread()
         try:
             yield
         finally:
-            if ident is not None:
-                with self._lock:
-                    self._drained_by.pop(ident, None)
+            with self._lock:
+                self._drained_by.pop(producer, None)
 
     def urgent(self) -> bool:
         """The calling thread is the writer, or the writer waits on it through a chain of drains."""
-        ident: int | None = threading.get_ident()
+        thread: threading.Thread | None = threading.current_thread()
         with self._lock:
             for _ in range(8):  # a chain is two or three long: job, window
-                if ident == self._writer:
+                if thread is self._writer:
                     return True
-                ident = self._drained_by.get(ident) if ident is not None else None
-                if ident is None:
+                thread = self._drained_by.get(thread) if thread is not None else None
+                if thread is None:
                     return False
         return False
 
